@@ -1,0 +1,75 @@
+"""Stages and their composition.
+
+A stage wraps the rest of the pipeline: it gets the call and the next handler, and may answer
+itself (a cache hit), change the call, or act on what comes back (settle a reservation). Streams
+are first-class: every stage has a streaming method too, so accounting, caching and deadlines hold
+for streamed calls. `compose` builds the handlers once, at start-up or config reload; nothing is
+assembled per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Protocol
+
+from headway.context import Call
+from headway.types import ChatChunk, ChatResponse
+
+ChatHandler = Callable[[Call], Awaitable[ChatResponse]]
+StreamHandler = Callable[[Call], AsyncIterator[ChatChunk]]
+
+
+class Stage(Protocol):
+    name: str
+
+    async def chat(self, call: Call, nxt: ChatHandler) -> ChatResponse: ...
+
+    def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
+        """An async generator. Work before its first `yield` happens before any byte is sent,
+        so errors raised there still reach the caller as a plain HTTP error."""
+        ...
+
+
+class PassThrough:
+    """Base for stages that only care about one of the two paths."""
+
+    name = "pass"
+
+    async def chat(self, call: Call, nxt: ChatHandler) -> ChatResponse:
+        return await nxt(call)
+
+    async def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
+        async for chunk in nxt(call):
+            yield chunk
+
+
+class Terminal(Protocol):
+    """The innermost handler: sends the call to a provider (or a chain of them)."""
+
+    async def chat(self, call: Call) -> ChatResponse: ...
+
+    def stream(self, call: Call) -> AsyncIterator[ChatChunk]: ...
+
+
+def _bind_chat(stage: Stage, nxt: ChatHandler) -> ChatHandler:
+    async def handler(call: Call) -> ChatResponse:
+        return await stage.chat(call, nxt)
+
+    return handler
+
+
+def _bind_stream(stage: Stage, nxt: StreamHandler) -> StreamHandler:
+    def handler(call: Call) -> AsyncIterator[ChatChunk]:
+        return stage.stream(call, nxt)
+
+    return handler
+
+
+def compose(stages: Sequence[Stage], terminal: Terminal) -> tuple[ChatHandler, StreamHandler]:
+    """Wrap `terminal` in `stages`; the first stage is the outermost."""
+    chat: ChatHandler = terminal.chat
+    stream: StreamHandler = terminal.stream
+    for stage in reversed(stages):
+        chat = _bind_chat(stage, chat)
+        stream = _bind_stream(stage, stream)
+    return chat, stream
