@@ -173,7 +173,7 @@ class Gateway:
         if call is not None:
             return call
         if request is None:
-            from headway.wire.openai.request import parse_chat_request
+            from headway.wire.openai.ingress import parse_chat_request
 
             body = dict(kwargs)
             body["stream"] = stream
