@@ -1,0 +1,96 @@
+"""Prometheus metrics, fed by the observe stage and by events; one registry per Gateway.
+
+Latency histograms are labelled by deployment and by input-token bucket, so P50/P95/P99 per model
+and per prompt size come from `histogram_quantile` over them. Label children are cached: recording a
+call costs a few dictionary lookups, not label building.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from headway.observe.events import Event, EventBus
+
+INPUT_BUCKETS: tuple[tuple[int, str], ...] = (
+    (1_000, "lt1k"),
+    (4_000, "1k-4k"),
+    (16_000, "4k-16k"),
+    (64_000, "16k-64k"),
+)
+
+
+def input_bucket(tokens: int) -> str:
+    for bound, name in INPUT_BUCKETS:
+        if tokens < bound:
+            return name
+    return "ge64k"
+
+
+class Metrics:
+    def __init__(self, latency_buckets: Sequence[float]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "headway_requests",
+            "Calls served",
+            ["route", "deployment", "outcome", "cache"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "headway_request_latency_seconds",
+            "Whole-call latency as the caller saw it",
+            ["deployment", "input_bucket", "stream"],
+            buckets=latency_buckets,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "headway_ttft_seconds",
+            "Time to first streamed token",
+            ["deployment"],
+            buckets=latency_buckets,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "headway_overhead_seconds",
+            "Time headway itself added to a call",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05),
+            registry=r,
+        )
+        self.tokens = Counter(
+            "headway_tokens", "Tokens by kind", ["deployment", "kind"], registry=r
+        )
+        self.cost = Counter("headway_cost_usd", "Spend in USD", ["deployment"], registry=r)
+        self.cache_savings = Counter(
+            "headway_cache_savings_usd", "Spend avoided by cache hits", ["kind"], registry=r
+        )
+        self.degraded = Counter(
+            "headway_degraded", "Degradation ladder steps taken", ["step"], registry=r
+        )
+        self.events = Counter(
+            "headway_events", "Resilience and policy events", ["kind"], registry=r
+        )
+        self.breaker_open = Gauge(
+            "headway_breaker_open",
+            "1 while a deployment's breaker is open",
+            ["deployment"],
+            registry=r,
+        )
+
+    def listen(self, bus: EventBus) -> None:
+        bus.subscribe(None, self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.kind.startswith("call."):
+            return
+        self.events.labels(event.kind).inc()
+        deployment = event.data.get("deployment")
+        if isinstance(deployment, str):
+            if event.kind == "breaker.opened":
+                self.breaker_open.labels(deployment).set(1)
+            elif event.kind == "breaker.closed":
+                self.breaker_open.labels(deployment).set(0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

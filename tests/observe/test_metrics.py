@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from headway.config.load import load
+from headway.errors import UpstreamError
+from headway.gateway import Gateway
+from headway.observe.metrics import Metrics, input_bucket
+from headway.types import ChatRequest, Message
+from tests.stubs import StubProvider
+
+CONFIG = """
+providers: {p: {kind: sim}}
+models:
+  a: {provider: p, model: a}
+  b: {provider: p, model: b}
+routes:
+  default: {chain: [a, b]}
+"""
+
+
+def _gateway(a: StubProvider, b: StubProvider) -> Gateway:
+    return Gateway(load(text=CONFIG), providers={"a": a, "b": b})
+
+
+def _value(metrics: Metrics, name: str, labels: dict[str, str]) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def _req() -> ChatRequest:
+    return ChatRequest(model="default", messages=(Message("user", "hello there"),))
+
+
+async def test_calls_are_counted_per_deployment_and_outcome() -> None:
+    gw = _gateway(StubProvider("a", fail=UpstreamError("boom")), StubProvider("b"))
+    await gw.chat(_req())
+    metrics = gw.services.extras["metrics"]
+    assert isinstance(metrics, Metrics)
+    labels = {"route": "default", "deployment": "b", "outcome": "ok", "cache": "off"}
+    assert _value(metrics, "headway_requests_total", labels) == 1
+    assert _value(metrics, "headway_tokens_total", {"deployment": "b", "kind": "input"}) == 5
+    await gw.aclose()
+
+
+async def test_streams_record_ttft_and_latency() -> None:
+    gw = _gateway(StubProvider("a"), StubProvider("b"))
+    chunks = [c async for c in gw.stream(_req())]
+    assert "".join(c.text for c in chunks) == "a: hello there"
+    metrics = gw.services.extras["metrics"]
+    assert isinstance(metrics, Metrics)
+    assert _value(metrics, "headway_ttft_seconds_count", {"deployment": "a"}) == 1
+    labels = {"deployment": "a", "input_bucket": "lt1k", "stream": "1"}
+    assert _value(metrics, "headway_request_latency_seconds_count", labels) == 1
+    assert b"headway_requests_total" in metrics.render()
+    await gw.aclose()
+
+
+async def test_errors_are_counted_with_their_status() -> None:
+    gw = _gateway(
+        StubProvider("a", fail=UpstreamError("x")), StubProvider("b", fail=UpstreamError("y"))
+    )
+    try:
+        await gw.chat(_req())
+    except UpstreamError:
+        pass
+    metrics = gw.services.extras["metrics"]
+    assert isinstance(metrics, Metrics)
+    labels = {"route": "default", "deployment": "-", "outcome": "error_502", "cache": "off"}
+    assert _value(metrics, "headway_requests_total", labels) == 1
+    await gw.aclose()
+
+
+def test_input_buckets() -> None:
+    assert input_bucket(0) == "lt1k"
+    assert input_bucket(999) == "lt1k"
+    assert input_bucket(1000) == "1k-4k"
+    assert input_bucket(70_000) == "ge64k"
