@@ -92,6 +92,13 @@ class ModelNotFound(NotFound):
     default_code = "model_not_found"
 
 
+class MethodNotAllowed(HeadwayError):
+    status = 405
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
 class RequestTooLarge(HeadwayError):
     status = 413
     openai_type = "invalid_request_error"
@@ -139,6 +146,23 @@ class Unavailable(HeadwayError):
     default_code = "unavailable"
 
 
+class JobQueued(HeadwayError):
+    """Not a failure: the degradation ladder queued a non-real-time call to run later. Answered
+    202 with the job id (`location: /v1/jobs/{id}`); `GET /v1/jobs/{id}` polls it."""
+
+    status = 202
+    openai_type = "queued"
+    anthropic_type = "queued"
+    default_code = "queued"
+
+    def __init__(self, job_id: str, **kw: object) -> None:
+        location = f"/v1/jobs/{job_id}"
+        super().__init__(f"queued as job {job_id}; poll GET {location}", **kw)  # type: ignore[arg-type]
+        self.job_id = job_id
+        self.headers["location"] = location
+        self.headers["x-headway-job-id"] = job_id
+
+
 # ---- upstream errors: classified at the provider edge ---------------------------------------
 
 
@@ -162,6 +186,14 @@ class UpstreamRateLimited(UpstreamError):
     default_code = "rate_limit_exceeded"
 
 
+class UpstreamQuotaExceeded(UpstreamRateLimited):
+    """The provider's 429 says the account's quota or credit is spent (OpenAI
+    `insufficient_quota`): waiting will not help, another deployment may."""
+
+    default_code = "insufficient_quota"
+    retryable = False
+
+
 class UpstreamOverloaded(UpstreamError):
     """The provider is out of capacity (Anthropic 529, Gemini 503 UNAVAILABLE)."""
 
@@ -181,6 +213,15 @@ class UpstreamAuthFailed(UpstreamError):
 
     status = 502
     default_code = "upstream_auth_failed"
+    retryable = False
+
+
+class UpstreamModelNotFound(UpstreamError):
+    """The provider does not know the deployment's model (retired, misconfigured): a config
+    problem of headway's, not the caller's; another deployment may serve the call."""
+
+    status = 502
+    default_code = "upstream_model_not_found"
     retryable = False
 
 

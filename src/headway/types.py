@@ -115,6 +115,8 @@ class Usage:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    #: the provider reported no usage; headway counted the tokens itself (approximate)
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -126,6 +128,7 @@ class Usage:
         self.cached_input_tokens += other.cached_input_tokens
         self.cache_write_tokens += other.cache_write_tokens
         self.reasoning_tokens += other.reasoning_tokens
+        self.estimated = self.estimated or other.estimated
 
 
 @dataclass(slots=True)
@@ -171,6 +174,8 @@ class EmbedRequest:
     inputs: tuple[str, ...] | tuple[tuple[int, ...], ...]
     dimensions: int | None = None
     user: str | None = None
+    #: how the caller wants vectors on the wire (OpenAI ingress); providers may ignore it
+    encoding_format: Literal["float", "base64"] = "float"
 
 
 @dataclass(slots=True)

@@ -1,0 +1,298 @@
+"""`HttpProvider`: a deployment reached over HTTP = a pure `WireFormat` + an endpoint (base URL
+and path strategy) + static auth headers + the shared `Transport`.
+
+The provider enforces the attempt's time limits itself, so the resilience layer can rely on them:
+- `ctx.deadline` (monotonic, on the Gateway clock's scale) bounds the whole attempt, capped by the
+  provider's `timeout_s`;
+- `ctx.ttft_timeout` bounds the wait for the first meaningful chunk (text, a tool call or the
+  finish); a bare role announcement does not count and is held back to ride on the first real
+  chunk, so a chain may still fall back until real output has been handed out;
+- `ctx.stall_timeout` bounds the silence between stream events (SSE keep-alive comments do not
+  count): a stall before the first chunk is `UpstreamTimeout`, after it `StreamInterrupted`.
+The waits themselves run on the event loop's timers: they guard real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol
+
+from headway.clock import SYSTEM_CLOCK, Clock
+from headway.errors import HeadwayError, StreamInterrupted, UpstreamTimeout
+from headway.providers.base import (
+    AttemptContext,
+    Capabilities,
+    HttpCall,
+    StreamDecoder,
+    WireFormat,
+)
+from headway.transport.http import Transport, UpstreamStream
+from headway.transport.sse import SSEParser
+from headway.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    EmbedResponse,
+    ToolCallDelta,
+)
+
+_Wait = Literal["deadline", "ttft", "stall"]
+
+
+class PathStrategy(Protocol):
+    def route(self, call: HttpCall) -> HttpCall:
+        """The call as this endpoint wants it (path and query rewritten)."""
+        ...
+
+
+class DirectPaths:
+    """Paths used as the wire format gives them, under the base URL (OpenAI, vLLM, Ollama...)."""
+
+    __slots__ = ()
+
+    def route(self, call: HttpCall) -> HttpCall:
+        return call
+
+
+@dataclass(slots=True, frozen=True)
+class AzureDeploymentPaths:
+    """Azure OpenAI's classic data plane: `/openai/deployments/{deployment}{path}?api-version=`.
+    `prefix` is `/openai` unless the configured base URL already ends with it."""
+
+    deployment: str
+    api_version: str
+    prefix: str = "/openai"
+
+    def route(self, call: HttpCall) -> HttpCall:
+        call.path = f"{self.prefix}/deployments/{self.deployment}{call.path}"
+        call.query = {**call.query, "api-version": self.api_version}
+        return call
+
+
+def bearer_auth(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def header_auth(key: str | None, header: str = "api-key") -> dict[str, str]:
+    return {header: key} if key else {}
+
+
+def _is_empty(chunk: ChatChunk) -> bool:
+    return not (chunk.text or chunk.tool_calls or chunk.finish_reason or chunk.usage)
+
+
+class HttpProvider:
+    """One deployment over HTTP. Implements `headway.providers.base.Provider`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        wire: WireFormat,
+        model: str,
+        base_url: str,
+        transport: Transport,
+        headers: Mapping[str, str] | None = None,
+        paths: PathStrategy | None = None,
+        capabilities: Capabilities | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        timeout_s: float = 600.0,
+        max_connections: int | None = None,
+        label: str | None = None,
+        drain_timeout_s: float = 0.05,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.capabilities = capabilities or Capabilities()
+        self.base_url = base_url.rstrip("/")
+        self._wire = wire
+        self._transport = transport
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self._paths: PathStrategy = paths or DirectPaths()
+        self._clock = clock
+        self._timeout_s = timeout_s
+        self._max_connections = max_connections
+        self._label = label or name
+        self._drain_timeout_s = drain_timeout_s
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _headers_for(self, call: HttpCall, ctx: AttemptContext) -> Mapping[str, str]:
+        if not call.headers and not ctx.extra_headers:
+            return self._headers  # the common case: no per-call dict at all
+        return {**self._headers, **call.headers, **ctx.extra_headers}
+
+    def _remaining(self, ctx: AttemptContext) -> float:
+        if ctx.deadline is None:
+            return self._timeout_s
+        return min(self._timeout_s, ctx.deadline - self._clock.monotonic())
+
+    def _observe(self, headers: Mapping[str, str], ctx: AttemptContext) -> None:
+        if ctx.on_ratelimit is not None:
+            snapshot = self._wire.ratelimit(headers, self._clock.time())
+            if snapshot is not None:
+                ctx.on_ratelimit(snapshot)
+
+    def _tag(self, exc: HeadwayError) -> None:
+        if exc.provider is None:
+            exc.provider = self._label
+
+    async def _send(self, call: HttpCall, ctx: AttemptContext) -> bytes:
+        result = await self._transport.request(
+            call,
+            self.base_url,
+            self._headers_for(call, ctx),
+            timeout=self._remaining(ctx),
+            max_connections=self._max_connections,
+        )
+        self._observe(result.headers, ctx)
+        if not 200 <= result.status < 300:
+            raise self._wire.classify_error(result.status, result.body, result.headers)
+        return result.body
+
+    # ---- Provider -----------------------------------------------------------------------------
+
+    async def chat(self, request: ChatRequest, ctx: AttemptContext) -> ChatResponse:
+        if request.stream:
+            request = replace(request, stream=False)
+        call = self._paths.route(self._wire.chat_call(request, self.model))
+        try:
+            response = self._wire.chat_response(await self._send(call, ctx))
+        except HeadwayError as exc:
+            self._tag(exc)
+            raise
+        if not response.model:
+            response.model = self.model
+        return response
+
+    async def embed(self, request: EmbedRequest, ctx: AttemptContext) -> EmbedResponse:
+        call = self._paths.route(self._wire.embed_call(request, self.model))
+        try:
+            response = self._wire.embed_response(await self._send(call, ctx))
+        except HeadwayError as exc:
+            self._tag(exc)
+            raise
+        if not response.model:
+            response.model = self.model
+        return response
+
+    async def stream(self, request: ChatRequest, ctx: AttemptContext) -> AsyncIterator[ChatChunk]:
+        if not request.stream:
+            request = replace(request, stream=True)
+        call = self._paths.route(self._wire.chat_call(request, self.model))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        end = start + self._remaining(ctx)
+        ttft_end = start + ctx.ttft_timeout if ctx.ttft_timeout is not None else None
+        try:
+            async with self._transport.stream(
+                call,
+                self.base_url,
+                self._headers_for(call, ctx),
+                timeout=min(end, ttft_end if ttft_end is not None else end) - start,
+                max_connections=self._max_connections,
+            ) as up:
+                self._observe(up.headers, ctx)
+                if not 200 <= up.status < 300:
+                    body = await up.read(max(0.0, end - loop.time()))
+                    raise self._wire.classify_error(up.status, body, up.headers)
+                if up.headers.get("Content-Type", "").startswith("application/json"):
+                    # a server that ignored `stream: true` answered with one JSON body
+                    body = await up.read(max(0.0, end - loop.time()))
+                    for chunk in _as_chunks(self._wire.chat_response(body), self.model):
+                        yield chunk
+                    return
+                decoder = self._wire.stream_decoder(request, self.model)
+                async for chunk in self._decode(up, decoder, ctx, end, ttft_end):
+                    yield chunk
+                await up.drain(self._drain_timeout_s)
+        except HeadwayError as exc:
+            self._tag(exc)
+            raise
+
+    async def _decode(
+        self,
+        up: UpstreamStream,
+        decoder: StreamDecoder,
+        ctx: AttemptContext,
+        end: float,
+        ttft_end: float | None,
+    ) -> AsyncIterator[ChatChunk]:
+        loop = asyncio.get_running_loop()
+        parser = SSEParser()
+        stall = ctx.stall_timeout
+        last_event = loop.time()
+        started = False
+        held: str | None = None  # a role announced before any output
+        eof = False
+        while not decoder.done and not eof:
+            now = loop.time()
+            wait = end - now
+            kind: _Wait = "deadline"
+            if not started and ttft_end is not None and ttft_end - now < wait:
+                wait, kind = ttft_end - now, "ttft"
+            if stall is not None and last_event + stall - now < wait:
+                wait, kind = last_event + stall - now, "stall"
+            try:
+                data = await up.next_chunk(max(0.0, wait))
+            except UpstreamTimeout:
+                raise self._timeout(kind, started, ctx) from None
+            if data:
+                events = parser.feed(data)
+            else:
+                eof = True
+                events = parser.flush()
+            if events:
+                last_event = loop.time()
+            for event in events:
+                for chunk in decoder.feed(event):
+                    if _is_empty(chunk):
+                        held = chunk.role or held
+                        continue
+                    if held is not None and chunk.role is None:
+                        chunk.role = held
+                    held = None
+                    started = True
+                    yield chunk
+        for chunk in decoder.finish():
+            yield chunk
+
+    def _timeout(self, kind: _Wait, started: bool, ctx: AttemptContext) -> HeadwayError:
+        if kind == "ttft":
+            return UpstreamTimeout(f"no first token within {ctx.ttft_timeout:g}s")
+        if kind == "stall":
+            message = f"upstream stream stalled: no event for {ctx.stall_timeout:g}s"
+            return StreamInterrupted(message) if started else UpstreamTimeout(message)
+        return UpstreamTimeout("the attempt's deadline passed while streaming")
+
+    async def aclose(self) -> None:
+        return None  # the transport is shared and closed with the Gateway's services
+
+
+def _as_chunks(response: ChatResponse, model: str) -> list[ChatChunk]:
+    calls = tuple(
+        ToolCallDelta(index=i, id=c.id, name=c.name, arguments=c.arguments)
+        for i, c in enumerate(response.tool_calls)
+    )
+    rid, rmodel, created = response.id, response.model or model, response.created
+    out: list[ChatChunk] = []
+    if response.content or calls:
+        out.append(
+            ChatChunk(
+                rid,
+                rmodel,
+                text=response.content or "",
+                tool_calls=calls,
+                created=created,
+                role="assistant",
+            )
+        )
+    out.append(
+        ChatChunk(
+            rid, rmodel, finish_reason=response.finish_reason, usage=response.usage, created=created
+        )
+    )
+    return out
