@@ -10,9 +10,14 @@ import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from headway.types import ChatRequest, Usage
+
+if TYPE_CHECKING:
+    from headway.budgets.values import BudgetSpec
+    from headway.errors import HeadwayError
+    from headway.limits.values import LimitSpec
 
 Ingress = Literal["openai", "anthropic", "library"]
 Priority = Literal["interactive", "batch"]
@@ -29,6 +34,10 @@ class Principal:
     key_id: str | None = None
     allowed_models: frozenset[str] | None = None  # None: every model
     is_admin: bool = False
+    #: this key's own rate limits; each metric set here overrides the `limits.key` default
+    limits: LimitSpec | None = None
+    #: this key's own budgets; when set they replace the `budgets.key` default
+    budgets: tuple[BudgetSpec, ...] | None = None
 
 
 ANONYMOUS = Principal()
@@ -54,6 +63,9 @@ class Served:
     #: anything else a stage wants the caller to see, already in header form
     headers: dict[str, str] = field(default_factory=dict)
     ttft_s: float | None = None
+    #: seconds spent waiting on providers (the terminal adds each attempt's time; for a stream,
+    #: up to its first chunk at least). The server reports the rest as `x-headway-overhead-ms`.
+    upstream_s: float = 0.0
 
 
 _ids = itertools.count(1)
@@ -79,3 +91,9 @@ class Call:
     started: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
     served: Served = field(default_factory=Served)
+    #: set by the limits stage: deployments of the chain with no capacity for this call (the
+    #: provider would reject it); the chain skips them
+    skip_deployments: frozenset[str] = frozenset()
+    #: set by the limits stage when the call may be answered from cache but must not go
+    #: upstream (limits backend down, fail-closed): the terminal raises it instead of sending
+    upstream_block: HeadwayError | None = None

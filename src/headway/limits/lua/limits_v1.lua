@@ -1,0 +1,300 @@
+-- headway limits, version 1 (limits_v1). Loaded once per server, called with EVALSHA.
+--
+-- Two operations share the window arithmetic of headway/limits/window.py (keep them identical;
+-- the contract suite in tests/limits runs this script and MemoryLimitStore side by side).
+--
+-- Common arguments
+--   KEYS[i]  one key per item. All keys share one hash tag ({prefix}), so in Redis Cluster every
+--            tier's keys live on one slot and a single call may touch them all.
+--   ARGV[1]  operation: "reserve" | "settle"
+--   ARGV[2]  time override in seconds; "" = the server's TIME (the override exists for tests)
+--   ARGV[3]  reservation id (the member a concurrency lease is stored under)
+--   Item kinds: "b" bucket (leaky bucket / GCRA: drains limit/period per second),
+--               "w" window (counter reset at epoch-aligned boundaries of period seconds;
+--                   period 0 never resets, period -1 is the UTC calendar month),
+--               "c" concurrency (leases that end at settle or after period seconds)
+--
+-- reserve: check every item, charge all of them or none
+--   ARGV[4]  M, number of mandatory items
+--   ARGV[5]  G, number of alternative groups (one per deployment of a chain); the first group
+--            that fits whole is charged with the mandatory items
+--   ARGV[6 .. 5+G]  size of each group
+--   then 4 values per item, in KEYS order (mandatory first): kind, limit, period, amount
+--   returns {1, now, choice, used_1, ..., used_k}: reserved. choice = 1-based group (0 when
+--            G = 0); used_* = levels after charging, mandatory items then the chosen group
+--           {0, now, index, retry_after}: nothing charged. index = 1-based item (over all KEYS)
+--            that blocks; retry_after = seconds until it fits, "-1" if it never will
+--
+-- settle: correct reserved items to real usage, release concurrency leases, and charge usage
+--         that landed on items that were never reserved (a fallback deployment)
+--   then 5 values per item: kind, limit, period, delta (actual - reserved, or the whole amount
+--            of an unreserved item), anchor (time of the reservation; "" = now)
+--   returns {now, used_1, ..., used_n}
+--   A level never drops below zero; a window is corrected only while the window the amount was
+--   reserved in is still current (after its boundary it is gone).
+--
+-- State and TTLs (derived from the windows, +1 s)
+--   bucket: hash {u = used, t = last write}; expires when it would have drained to zero
+--   window: hash {u = used, w = window index}; expires at the end of the window (never for 0)
+--   concurrency: sorted set {reservation id -> lease expiry}; expires with the newest lease
+-- Numbers are returned as strings ("%.17g"): a Lua number would be truncated to an integer.
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+local now
+if ARGV[2] ~= '' then
+  now = tonumber(ARGV[2])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local rid = ARGV[3]
+
+-- (year, month) of a day counted from 1970-01-01 (H. Hinnant's civil_from_days)
+local function civil(days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local month = mp - 9
+  if mp < 10 then
+    month = mp + 3
+  end
+  local year = yoe + era * 400
+  if month <= 2 then
+    year = year + 1
+  end
+  return year, month
+end
+
+-- days from 1970-01-01 to the first of `month` of `year`
+local function first_day(year, month)
+  local y = year
+  if month <= 2 then
+    y = y - 1
+  end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mm = month + 9
+  if month > 2 then
+    mm = month - 3
+  end
+  local doy = math.floor((153 * mm + 2) / 5)
+  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+end
+
+local function windex(t, p)
+  if p == -1 then
+    local y, mo = civil(math.floor(t / 86400))
+    return y * 12 + mo - 1
+  end
+  if p > 0 then
+    return math.floor(t / p)
+  end
+  return 0
+end
+
+-- seconds from now until the current window ends; -1 = never
+local function wend(p)
+  if p == -1 then
+    local i = windex(now, p) + 1
+    return first_day(math.floor(i / 12), i % 12 + 1) * 86400 - now
+  end
+  if p > 0 then
+    return (windex(now, p) + 1) * p - now
+  end
+  return -1
+end
+
+local function bucket_level(key, lim, p)
+  local s = redis.call('HMGET', key, 'u', 't')
+  local used = tonumber(s[1]) or 0
+  local ts = tonumber(s[2]) or now
+  if used > 0 and now > ts then
+    used = math.max(0, used - (now - ts) * lim / p)
+  end
+  return used
+end
+
+local function window_level(key, p)
+  local s = redis.call('HMGET', key, 'u', 'w')
+  if tonumber(s[2]) == windex(now, p) then
+    return tonumber(s[1]) or 0
+  end
+  return 0
+end
+
+local function put_bucket(key, used, lim, p)
+  redis.call('HSET', key, 'u', fmt(used), 't', fmt(now))
+  redis.call('PEXPIRE', key, math.ceil(used * p / lim * 1000) + 1000)
+end
+
+local function put_window(key, used, p)
+  redis.call('HSET', key, 'u', fmt(used), 'w', fmt(windex(now, p)))
+  local left = wend(p)
+  if left >= 0 then
+    redis.call('PEXPIRE', key, math.ceil(left * 1000) + 1000)
+  end
+end
+
+if ARGV[1] == 'settle' then
+  local out = {fmt(now)}
+  for i = 1, #KEYS do
+    local a = 4 + (i - 1) * 5
+    local key, k = KEYS[i], ARGV[a]
+    local lim, p = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local delta, anchor = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]) or now
+    if k == 'b' then
+      local used = math.max(0, bucket_level(key, lim, p) + delta)
+      put_bucket(key, used, lim, p)
+      out[#out + 1] = fmt(used)
+    elseif k == 'w' then
+      local used = window_level(key, p)
+      if windex(anchor, p) == windex(now, p) then
+        used = math.max(0, used + delta)
+        put_window(key, used, p)
+      end
+      out[#out + 1] = fmt(used)
+    else
+      redis.call('ZREM', key, rid)
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
+      out[#out + 1] = fmt(redis.call('ZCARD', key))
+    end
+  end
+  return out
+end
+
+-- reserve
+local m = tonumber(ARGV[4])
+local g = tonumber(ARGV[5])
+local sizes = {}
+local n = m
+for j = 1, g do
+  sizes[j] = tonumber(ARGV[5 + j])
+  n = n + sizes[j]
+end
+local base = 6 + g
+
+local kind, limit, period, amount, level = {}, {}, {}, {}, {}
+for i = 1, n do
+  local a = base + (i - 1) * 4
+  kind[i] = ARGV[a]
+  limit[i] = tonumber(ARGV[a + 1])
+  period[i] = tonumber(ARGV[a + 2])
+  amount[i] = tonumber(ARGV[a + 3])
+end
+
+-- item i's level now, and seconds until its amount fits (0 = fits now, -1 = never)
+local function probe(i)
+  local key, k, lim, p, amt = KEYS[i], kind[i], limit[i], period[i], amount[i]
+  local used
+  if k == 'b' then
+    used = bucket_level(key, lim, p)
+  elseif k == 'w' then
+    used = window_level(key, p)
+  else
+    -- dropping expired leases changes no outcome, so it may happen before the decision
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
+    used = redis.call('ZCARD', key)
+  end
+  level[i] = used
+  if amt > lim then
+    return -1
+  end
+  if used + amt <= lim then
+    return 0
+  end
+  if k == 'b' then
+    return (used + amt - lim) * p / lim
+  elseif k == 'w' then
+    return wend(p)
+  end
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(first[2]) - now
+end
+
+local worst, worst_i = 0, 0
+for i = 1, m do
+  local w = probe(i)
+  if w < 0 then
+    return {0, fmt(now), i, '-1'}
+  end
+  if w > worst then
+    worst, worst_i = w, i
+  end
+end
+
+local choice, choice_off = 0, 0
+if g > 0 then
+  local best, best_i, never_i = -1, 0, 0
+  local off = m
+  for j = 1, g do
+    local gw, gi, ever = 0, 0, true
+    for k = 1, sizes[j] do
+      local w = probe(off + k)
+      if w < 0 then
+        ever = false
+        if never_i == 0 then
+          never_i = off + k
+        end
+        break
+      end
+      if w > gw then
+        gw, gi = w, off + k
+      end
+    end
+    if ever and gi == 0 then
+      choice, choice_off = j, off
+      break
+    end
+    if ever and (best < 0 or gw < best) then
+      best, best_i = gw, gi
+    end
+    off = off + sizes[j]
+  end
+  if choice == 0 then
+    if best < 0 then
+      return {0, fmt(now), never_i, '-1'}
+    end
+    if best > worst then
+      worst, worst_i = best, best_i
+    end
+  end
+end
+
+if worst_i > 0 then
+  return {0, fmt(now), worst_i, fmt(worst)}
+end
+
+local out = {1, fmt(now), choice}
+local function charge(i)
+  local key, k, lim, p = KEYS[i], kind[i], limit[i], period[i]
+  if k == 'b' then
+    local used = level[i] + amount[i]
+    put_bucket(key, used, lim, p)
+    out[#out + 1] = fmt(used)
+  elseif k == 'w' then
+    local used = level[i] + amount[i]
+    put_window(key, used, p)
+    out[#out + 1] = fmt(used)
+  else
+    redis.call('ZADD', key, fmt(now + p), rid)
+    redis.call('PEXPIRE', key, math.ceil(p * 1000) + 1000)
+    out[#out + 1] = fmt(level[i] + 1)
+  end
+end
+
+for i = 1, m do
+  charge(i)
+end
+if choice > 0 then
+  for k = 1, sizes[choice] do
+    charge(choice_off + k)
+  end
+end
+return out

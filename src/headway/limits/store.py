@@ -1,0 +1,204 @@
+"""The `LimitStore` protocol and its in-memory implementation.
+
+A store checks and charges a set of items all-or-nothing. `alternatives` are groups of which the
+first that fits whole is charged too (one per deployment of a chain): the caller learns the chosen
+group from `Reservation.choice`. `RedisLimitStore` (redis_store.py) does the same in one Lua call;
+the contract suite in tests/limits runs over both.
+
+The memory store is atomic by construction: it never awaits between reading and writing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+from headway.clock import SYSTEM_CLOCK, Clock
+from headway.limits import window
+from headway.limits.values import Item, Outcome, Rejection, Reservation
+
+_SWEEP_EVERY = 4096
+
+
+def new_reservation_id() -> str:
+    return os.urandom(8).hex()
+
+
+class LimitStore(Protocol):
+    async def reserve(
+        self,
+        items: Sequence[Item],
+        alternatives: Sequence[Sequence[Item]] = (),
+        *,
+        now: float | None = None,
+    ) -> Outcome:
+        """Charge every item of `items` and of the first fitting group of `alternatives`, or
+        nothing. `now` overrides the store's clock (tests only)."""
+        ...
+
+    async def settle(
+        self,
+        reservation: Reservation,
+        actual: Sequence[int],
+        *,
+        extra: Sequence[Item] = (),
+        now: float | None = None,
+    ) -> tuple[float, ...]:
+        """Correct each reserved item to `actual[i]` and release concurrency slots; charge each
+        `extra` item its `amount` unconditionally (usage that landed elsewhere, e.g. on a
+        fallback deployment). Returns the levels after settlement, items then extra."""
+        ...
+
+    async def release(self, reservation: Reservation, *, now: float | None = None) -> None:
+        """Give everything back: the call never went upstream."""
+        ...
+
+
+class MemoryLimitStore:
+    """Per-process counters with the same semantics as the Redis store."""
+
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
+        # key -> (used, ts, expiry): expiry is when the state may be forgotten (the Redis TTL)
+        self._buckets: dict[str, tuple[float, float, float]] = {}
+        self._windows: dict[str, tuple[float, float, float]] = {}  # key -> (index, used, expiry)
+        self._leases: dict[str, dict[str, float]] = {}  # key -> {reservation id: expiry}
+        self._ops = 0
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def _level(self, item: Item, now: float) -> float:
+        if item.kind == "bucket":
+            used, ts, _ = self._buckets.get(item.key, (0.0, now, now))
+            return window.drain(used, ts, now, item.limit, item.period)
+        if item.kind == "window":
+            idx, used, _ = self._windows.get(item.key, (-1.0, 0.0, now))
+            return used if idx == window.window_index(now, item.period) else 0.0
+        leases = self._leases.get(item.key)
+        if not leases:
+            return 0.0
+        for rid in [r for r, exp in leases.items() if exp <= now]:
+            del leases[rid]
+        return float(len(leases))
+
+    def _wait(self, item: Item, level: float, now: float) -> float | None:
+        if item.kind == "bucket":
+            return window.bucket_wait(level, item.amount, item.limit, item.period)
+        if item.kind == "window":
+            return window.window_wait(level, item.amount, item.limit, now, item.period)
+        if item.amount > item.limit:
+            return None
+        if level + item.amount <= item.limit:
+            return 0.0
+        return min(self._leases[item.key].values()) - now
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def _charge(self, item: Item, level: float, delta: float, rid: str, now: float) -> float:
+        if item.kind == "bucket":
+            used = max(0.0, level + delta)
+            expiry = now + window.bucket_ttl(used, item.limit, item.period)
+            self._buckets[item.key] = (used, now, expiry)
+            return used
+        if item.kind == "window":
+            used = max(0.0, level + delta)
+            reset = window.window_reset(now, item.period)
+            expiry = now + reset if reset is not None else float("inf")
+            self._windows[item.key] = (window.window_index(now, item.period), used, expiry)
+            return used
+        self._leases.setdefault(item.key, {})[rid] = now + item.period
+        return level + 1
+
+    async def reserve(
+        self,
+        items: Sequence[Item],
+        alternatives: Sequence[Sequence[Item]] = (),
+        *,
+        now: float | None = None,
+    ) -> Outcome:
+        t = self._clock.time() if now is None else now
+        self._maybe_sweep(t)
+        levels: dict[int, float] = {}
+        worst, worst_item = 0.0, None
+        for item in items:
+            level = levels[id(item)] = self._level(item, t)
+            wait = self._wait(item, level, t)
+            if wait is None:
+                return Rejection(item, None, t)
+            if wait > worst:
+                worst, worst_item = wait, item
+        choice = -1
+        best: tuple[float, Item] | None = None
+        never: Item | None = None
+        for j, group in enumerate(alternatives):
+            group_wait, group_item, fits_ever = 0.0, None, True
+            for item in group:
+                level = levels[id(item)] = self._level(item, t)
+                wait = self._wait(item, level, t)
+                if wait is None:
+                    fits_ever, never = False, never or item
+                    break
+                if wait > group_wait:
+                    group_wait, group_item = wait, item
+            if not fits_ever:
+                continue
+            if group_item is None:
+                choice = j
+                break
+            if best is None or group_wait < best[0]:
+                best = (group_wait, group_item)
+        if alternatives and choice < 0:
+            if best is None:
+                assert never is not None
+                return Rejection(never, None, t)
+            if best[0] > worst:
+                worst, worst_item = best
+        if worst_item is not None:
+            return Rejection(worst_item, worst, t)
+        applied = (*items, *(alternatives[choice] if choice >= 0 else ()))
+        rid = new_reservation_id()
+        used = tuple(self._charge(i, levels[id(i)], i.amount, rid, t) for i in applied)
+        return Reservation(rid, applied, used, t, choice)
+
+    async def settle(
+        self,
+        reservation: Reservation,
+        actual: Sequence[int],
+        *,
+        extra: Sequence[Item] = (),
+        now: float | None = None,
+    ) -> tuple[float, ...]:
+        if len(actual) != len(reservation.items):
+            raise ValueError("settle needs one actual amount per reserved item")
+        t = self._clock.time() if now is None else now
+        out: list[float] = []
+        for item, amount in zip(reservation.items, actual, strict=True):
+            out.append(self._correct(item, amount - item.amount, reservation, t))
+        for item in extra:
+            out.append(self._correct(item, item.amount, None, t))
+        return tuple(out)
+
+    def _correct(self, item: Item, delta: float, res: Reservation | None, now: float) -> float:
+        if item.kind == "concurrency":
+            leases = self._leases.get(item.key, {})
+            if res is not None:
+                leases.pop(res.id, None)
+            return self._level(item, now)
+        if item.kind == "window":
+            anchor = res.at if res is not None else now
+            if window.window_index(anchor, item.period) != window.window_index(now, item.period):
+                return self._level(item, now)  # that window is over: nothing left to correct
+        return self._charge(item, self._level(item, now), delta, "", now)
+
+    async def release(self, reservation: Reservation, *, now: float | None = None) -> None:
+        await self.settle(reservation, [0] * len(reservation.items), now=now)
+
+    def _maybe_sweep(self, now: float) -> None:
+        """Forget drained buckets and ended windows now and then, so idle keys don't pile up."""
+        self._ops += 1
+        if self._ops % _SWEEP_EVERY:
+            return
+        self._buckets = {k: v for k, v in self._buckets.items() if v[2] > now}
+        self._windows = {k: v for k, v in self._windows.items() if v[2] > now}
+        self._leases = {k: v for k, v in self._leases.items() if v}

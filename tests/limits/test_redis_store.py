@@ -1,0 +1,143 @@
+"""What only the Redis store has: server time, script caching, key layout, TTLs, round trips."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from headway.limits.redis_store import RedisLimitStore
+from headway.limits.values import Item, Rejection, Reservation, StoreUnavailable
+from tests.conftest import free_port
+from tests.limits.items import bucket, slots, window
+
+
+class Counting:
+    """Counts the commands a client sends (each is one round trip without a pipeline)."""
+
+    def __init__(self, client: Any) -> None:
+        self.sent: list[str] = []
+        inner = client.execute_command
+
+        async def execute_command(*args: Any, **kw: Any) -> Any:
+            self.sent.append(str(args[0]).upper())
+            return await inner(*args, **kw)
+
+        client.execute_command = execute_command
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[Any]:
+    c = aioredis.from_url(redis_url)
+    await c.flushdb()
+    try:
+        yield c
+    finally:
+        await c.aclose()
+
+
+def every_tier() -> tuple[list[Item], list[list[Item]]]:
+    """A request's items with every tier set, and a chain of two deployments."""
+    mandatory = [
+        Item(f"{tier}:x:{metric}", "bucket", 1000, 60.0, 10, tier, "tokens", metric)
+        for tier in ("key", "user", "team", "global")
+        for metric in ("rpm", "tpm", "tpd")
+    ]
+    mandatory += [slots("key:x:concurrency", limit=5)]
+    mandatory += [
+        window(f"b:{t}:x:usd:day", limit=10**6, amount=10)
+        for t in ("key", "user", "team", "global")
+    ]
+    groups = [
+        [bucket(f"deployment:{d}:{m}", limit=1000) for m in ("rpm", "tpm")] for d in ("a", "b")
+    ]
+    return mandatory, groups
+
+
+async def test_a_reservation_with_every_tier_is_one_round_trip(client: Any, redis_url: str) -> None:
+    store = RedisLimitStore(client)
+    mandatory, groups = every_tier()
+    await store.reserve(mandatory, groups)  # the first call may load the script
+    admin = aioredis.from_url(redis_url)
+    try:
+        await admin.config_resetstat()
+        counter = Counting(client)
+        res = await store.reserve(mandatory, groups)
+        assert isinstance(res, Reservation)
+        assert len(res.items) == len(mandatory) + 2
+        assert counter.sent == ["EVALSHA"]
+        stats = await admin.info("commandstats")
+    finally:
+        await admin.aclose()
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    assert "cmdstat_eval" not in stats and "cmdstat_script|load" not in stats
+    assert "cmdstat_multi" not in stats
+
+
+async def test_settlement_is_one_round_trip(client: Any) -> None:
+    store = RedisLimitStore(client)
+    mandatory, groups = every_tier()
+    res = await store.reserve(mandatory, groups)
+    assert isinstance(res, Reservation)
+    counter = Counting(client)
+    await store.settle(res, [1] * len(res.items), extra=[bucket("deployment:b:tpm", amount=3)])
+    assert counter.sent == ["EVALSHA"]
+
+
+async def test_the_server_clock_is_used_without_an_override(client: Any) -> None:
+    store = RedisLimitStore(client)  # no clock: the script reads TIME
+    before = await client.time()
+    res = await store.reserve([bucket("a", limit=10, amount=10)])
+    after = await client.time()
+    assert isinstance(res, Reservation)
+    assert before[0] + before[1] / 1e6 <= res.at <= after[0] + after[1] / 1e6
+    rej = await store.reserve([bucket("a", limit=10, amount=1)])
+    assert isinstance(rej, Rejection)
+    # one token of a 10-per-minute bucket: 6 s, less the few ms the server clock moved
+    assert rej.retry_after is not None and 5.0 < rej.retry_after <= 6.0
+
+
+async def test_a_flushed_script_cache_falls_back_to_eval_once(client: Any) -> None:
+    store = RedisLimitStore(client)
+    await store.reserve([bucket("a")])
+    await client.script_flush()
+    counter = Counting(client)
+    assert isinstance(await store.reserve([bucket("a")]), Reservation)
+    assert counter.sent == ["EVALSHA", "EVAL"]
+    counter.sent.clear()
+    assert isinstance(await store.reserve([bucket("a")]), Reservation)
+    assert counter.sent == ["EVALSHA"]
+
+
+async def test_keys_share_one_hash_slot_and_expire_with_their_windows(client: Any) -> None:
+    now = 1_767_225_600.0 + 600  # ten minutes into an hour
+    store = RedisLimitStore(client, prefix="hw")
+    items = [
+        bucket("tpm", limit=60, amount=30),  # 30 s to drain
+        window("hour", amount=1),  # ends in 3000 s
+        window("total", amount=1, period=0),  # never ends
+        slots("conc", lease=120),
+    ]
+    assert isinstance(await store.reserve(items, now=now), Reservation)
+    keys = sorted(k.decode() for k in await client.keys("*"))
+    assert keys == ["{hw}:l:conc", "{hw}:l:hour", "{hw}:l:total", "{hw}:l:tpm"]
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+    assert 30_000 < await client.pttl("{hw}:l:tpm") <= 31_000
+    assert 3_000_000 < await client.pttl("{hw}:l:hour") <= 3_001_000
+    assert await client.pttl("{hw}:l:total") == -1
+    assert 120_000 < await client.pttl("{hw}:l:conc") <= 121_000
+
+
+async def test_an_unreachable_server_is_reported_as_unavailable() -> None:
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    store = RedisLimitStore(client)
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.reserve([bucket("a")])
+        with pytest.raises(StoreUnavailable):
+            await store.settle(Reservation("r", (bucket("a"),), (1.0,), 0.0), [1])
+    finally:
+        await client.aclose()
