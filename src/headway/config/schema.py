@@ -15,6 +15,7 @@ from headway.budgets.config import BudgetsConfig
 from headway.cache.config import CacheConfig
 from headway.config.base import StrictModel
 from headway.degrade.config import DegradeConfig
+from headway.keys.config import KeysConfig
 from headway.limits.config import LimitsConfig
 from headway.observe.config import ObserveConfig
 from headway.routing.config import RoutePolicyConfig
@@ -42,6 +43,23 @@ class SimSettings(StrictModel):
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
     seed: int = 0
+    # -- the rest is documented in headway.providers.sim.behaviour (owned by the sim provider)
+    error_status: int = Field(default=500, ge=400, le=599)
+    outages: list[tuple[float, float]] = Field(default_factory=list)
+    hang: bool = False
+    slow_ms: float = Field(default=0.0, ge=0)
+    cut_after_tokens: int | None = Field(default=None, ge=0)
+    stall_after_tokens: int | None = Field(default=None, ge=0)
+    stall_s: float = Field(default=0.0, ge=0)
+    malformed_after_tokens: int | None = Field(default=None, ge=0)
+    error_after_tokens: int | None = Field(default=None, ge=0)
+    fault_requests: int | None = Field(default=None, ge=0)
+    prefill: bool = True
+    answer_tokens_min: int = Field(default=16, ge=1)
+    answer_tokens_max: int = Field(default=128, ge=1)
+    default_max_tokens: int = Field(default=4096, gt=0)
+    encoding: Literal["o200k_base", "cl100k_base"] = "o200k_base"
+    embedding_dim: int = Field(default=256, gt=0)
 
 
 class ProviderSection(StrictModel):
@@ -72,6 +90,9 @@ class ModelSection(StrictModel):
     embeddings: bool = False
     #: date after which the model is no longer served; headway warns before and reroutes after
     sunset: dt.date | None = None
+    #: OpenAI-shaped providers: the body field that carries the output cap. Unset: chosen by
+    #: model family (`max_completion_tokens` for o-series and gpt-5, which reject `max_tokens`)
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = None
 
 
 class RouteSection(RoutePolicyConfig):
@@ -87,6 +108,15 @@ class LedgerSection(StrictModel):
     backend: Literal["sqlite", "postgres"] = "sqlite"
     sqlite_path: str = "headway.db"
     postgres_url: str | None = None
+    #: record every settled call (usage and cost); keys live in the same database
+    enabled: bool = True
+    #: the background writer flushes at least this often, or as soon as a batch fills
+    flush_interval_s: float = Field(default=0.5, gt=0)
+    batch_size: int = Field(default=500, gt=0)
+    #: records waiting in memory; beyond this they go straight to the spill folder
+    queue_max: int = Field(default=50_000, gt=0)
+    #: folder where records wait while the database is down (default: `<sqlite_path>.spill`)
+    spill_dir: str | None = None
 
 
 class ConfigFile(StrictModel):
@@ -98,6 +128,7 @@ class ConfigFile(StrictModel):
     routing: dict[str, str] = Field(default_factory=dict)
     state: StateSection = Field(default_factory=StateSection)
     ledger: LedgerSection = Field(default_factory=LedgerSection)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
