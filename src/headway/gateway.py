@@ -172,6 +172,7 @@ class Gateway:
     ) -> Call:
         if call is not None:
             return call
+        principal = kwargs.pop("principal", None)
         if request is None:
             from headway.wire.openai.ingress import parse_chat_request
 
@@ -180,7 +181,6 @@ class Gateway:
             request = parse_chat_request(body)
         elif request.stream != stream:
             request = replace(request, stream=stream)
-        principal = kwargs.get("principal")
         return Call(
             request=request,
             principal=principal if isinstance(principal, Principal) else Principal(),

@@ -1,0 +1,289 @@
+"""The ASGI app: route, authenticate, read the body, call the handler, answer. Nothing else.
+
+No web framework: one dict lookup routes most requests, headers are decoded once, bodies are
+read with the size limit enforced from `Content-Length` and again while reading. Every failure
+becomes an answer in the route's error shape through `headway.server.errors.error_response`;
+an unexpected exception is logged with the request id and answered with a 500, and the server
+carries on.
+
+Streams: status and headers go out when the handler returns its `StreamResponse` (after the
+first upstream chunk); a client that disconnects mid-stream cancels the upstream call, so its
+reservations settle at once instead of when the provider finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from headway.context import ANONYMOUS, Principal, new_request_id
+from headway.errors import HeadwayError, InvalidRequest, RequestTooLarge
+from headway.server.auth import Authenticator
+from headway.server.errors import error_response, internal_error
+from headway.server.headers import served_headers
+from headway.server.http import Headers, Request, Response, StreamResponse
+from headway.server.routes import MOUNTS, ErrorFormat, Route, Router, ServerContext, mount_all
+from headway.wire.openai.ingress_encode import error_json
+
+if TYPE_CHECKING:
+    from headway.gateway import Gateway
+
+log = logging.getLogger("headway.server")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_STREAM_HEADERS: Headers = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body arrived: nobody to answer."""
+
+
+def _decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+class App:
+    """An ASGI 3 application over one Gateway. `mounts` lists the route modules to load."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        authenticator: Authenticator | None = None,
+        max_body_bytes: int | None = None,
+        mounts: Sequence[str] = MOUNTS,
+        close_gateway: bool = True,
+    ) -> None:
+        server_cfg = gateway.runtime.file.server
+        self.gateway = gateway
+        self._clock = gateway.services.clock
+        self._close_gateway = close_gateway
+        auth = authenticator or Authenticator(server_cfg.master_key, extras=gateway.services.extras)
+        self.context = ServerContext(gateway, auth, max_body_bytes or server_cfg.max_body_bytes)
+        self.router = Router()
+        self.mounted = mount_all(self.router, self.context, mounts)
+
+    # ---- ASGI entry ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # noqa: BLE001 - any start-up failure must stop the server
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        for hook in self.context.on_startup:
+            await hook()
+        if not self.context.authenticator.enabled:
+            log.warning("auth is OFF: any caller who can reach this server can use it")
+        self.context.accepting = True
+
+    async def shutdown(self) -> None:
+        self.context.accepting = False
+        for hook in self.context.on_shutdown:
+            await hook()
+        if self._close_gateway:
+            await self.gateway.aclose()
+
+    # ---- one request --------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received = self._clock.monotonic()
+        request_id = new_request_id()
+        error_format: ErrorFormat = error_json
+        req: Request | None = None
+        answer: Response | StreamResponse
+        try:
+            route, params = self.router.match(scope["method"], scope["path"])
+            error_format = route.error_format
+            headers = _decode_headers(scope["headers"])
+            principal = await self._authenticate(route, headers)
+            body = await self._read_body(headers, receive)
+            req = Request(
+                scope["method"],
+                scope["path"],
+                headers,
+                body,
+                request_id,
+                received,
+                params,
+                scope.get("query_string", b""),
+                principal,
+            )
+            answer = await route.handler(req)
+        except HeadwayError as err:
+            answer = error_response(err, error_format, req.served if req else None)
+        except _ClientGone:
+            return
+        except Exception:  # noqa: BLE001 - a bug must cost one request, never the server
+            log.exception(
+                "unhandled error on %s %s (request %s)", scope["method"], scope["path"], request_id
+            )
+            served = req.served if req else None
+            answer = error_response(internal_error(request_id), error_format, served)
+        if isinstance(answer, StreamResponse):
+            await self._stream(answer, request_id, received, receive, send)
+        else:
+            await self._send(answer, request_id, received, send)
+
+    async def _authenticate(self, route: Route, headers: dict[str, str]) -> Principal:
+        if route.auth == "client":
+            return await self.context.authenticator.authenticate(headers)
+        if route.auth == "admin":
+            return await self.context.authenticator.authenticate_admin(headers)
+        return ANONYMOUS
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        limit = self.context.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                raise InvalidRequest("Invalid Content-Length header.") from None
+            if size > limit:
+                raise RequestTooLarge(
+                    f"The request body is larger than the limit of {limit} bytes."
+                )
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > limit:
+                raise RequestTooLarge(
+                    f"The request body is larger than the limit of {limit} bytes."
+                )
+            return body
+        parts = [body]
+        total = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > limit:
+                raise RequestTooLarge(
+                    f"The request body is larger than the limit of {limit} bytes."
+                )
+            parts.append(chunk)
+        return b"".join(parts)
+
+    # ---- answers ------------------------------------------------------------------------------
+
+    def _headers(
+        self, answer: Response | StreamResponse, request_id: str, received: float
+    ) -> Headers:
+        served = answer.served
+        upstream = served.upstream_s if served is not None else 0.0
+        overhead_ms = max(0.0, (self._clock.monotonic() - received - upstream) * 1000.0)
+        headers: Headers = [
+            (b"content-type", answer.content_type),
+            (b"x-request-id", request_id.encode()),
+            (b"x-headway-overhead-ms", f"{overhead_ms:.2f}".encode()),
+        ]
+        if served is not None:
+            served_headers(served, headers)
+        headers.extend(answer.headers)
+        return headers
+
+    async def _send(self, answer: Response, request_id: str, received: float, send: Send) -> None:
+        headers = self._headers(answer, request_id, received)
+        headers.append((b"content-length", str(len(answer.body)).encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _stream(
+        self,
+        answer: StreamResponse,
+        request_id: str,
+        received: float,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        headers = self._headers(answer, request_id, received)
+        headers.extend(_STREAM_HEADERS)
+        try:
+            await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        except BaseException:
+            await _close(answer)  # the body never started: release the upstream stream now
+            raise
+        pump = asyncio.ensure_future(self._pump(answer, request_id, send))
+        # After the body is read, `receive` only returns when the client goes away (or the
+        # response completes): racing it against the pump stops upstream work for nobody.
+        gone = asyncio.ensure_future(receive())
+        try:
+            await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not pump.done():
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
+            gone.cancel()
+        if not pump.cancelled():
+            pump.result()
+
+    async def _pump(self, answer: StreamResponse, request_id: str, send: Send) -> None:
+        chunks = answer.chunks
+        tail = b""
+        try:
+            async for data in chunks:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        except HeadwayError as err:
+            tail = answer.on_error(err)
+        except Exception:  # noqa: BLE001 - the caller still gets an in-band error, not a hang
+            log.exception("unhandled error mid-stream (request %s)", request_id)
+            tail = answer.on_error(internal_error(request_id))
+        finally:
+            await _close(answer)
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+async def _close(answer: StreamResponse) -> None:
+    close = getattr(answer.chunks, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def create_app(
+    gateway: Gateway | None = None,
+    *,
+    config: str | None = None,
+    mounts: Sequence[str] = MOUNTS,
+) -> App:
+    """An app over `gateway`, or over a new Gateway for `config` (None: the embedded default)."""
+    if gateway is None:
+        from headway.gateway import Gateway
+
+        gateway = Gateway(config)
+    return App(gateway, mounts=mounts)

@@ -1,0 +1,87 @@
+"""Who is calling: the master key, API keys (through a `KeyResolver`), or nobody (auth off).
+
+Credentials come from `Authorization: Bearer <key>` (OpenAI SDK) or `x-api-key: <key>`
+(Anthropic SDK). The master key is compared in constant time. API keys are resolved by whatever
+implements `KeyResolver` (headway.keys), given to the constructor or found in
+`services.extras["key_resolver"]` at call time (so a resolver registered after start-up counts).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from headway.context import ANONYMOUS, Principal
+from headway.errors import AuthenticationFailed, PermissionDenied
+
+MASTER = Principal(tenant="default", key_id="master", is_admin=True)
+
+
+class KeyResolver(Protocol):
+    async def resolve(self, token: str) -> Principal | None:
+        """The principal an API key stands for, or None for an unknown key. May raise
+        `AuthenticationFailed` / `PermissionDenied` itself (revoked, expired key)."""
+        ...
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization")
+    if auth is not None:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None
+
+
+class Authenticator:
+    def __init__(
+        self,
+        master_key: str | None,
+        resolver: KeyResolver | None = None,
+        *,
+        extras: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._master = master_key.encode() if master_key else None
+        self._resolver = resolver
+        self._extras = extras if extras is not None else {}
+
+    @property
+    def enabled(self) -> bool:
+        """Auth is on when a master key is configured; without one every caller is anonymous."""
+        return self._master is not None
+
+    def _key_resolver(self) -> KeyResolver | None:
+        if self._resolver is not None:
+            return self._resolver
+        # Looked up per call (cheap) so a resolver installed at start-up is seen; trusted to
+        # follow the protocol, since a runtime isinstance check costs more than the lookup.
+        found: KeyResolver | None = self._extras.get("key_resolver")
+        return found
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        token = bearer_token(headers)
+        if token is None:
+            if self.enabled:
+                raise AuthenticationFailed(
+                    "You didn't provide an API key. Send it as `Authorization: Bearer <key>` "
+                    "or `x-api-key: <key>`.",
+                    code="missing_api_key",
+                )
+            return ANONYMOUS
+        if self._master is not None and hmac.compare_digest(token.encode(), self._master):
+            return MASTER
+        resolver = self._key_resolver()
+        principal = await resolver.resolve(token) if resolver is not None else None
+        if principal is not None:
+            return principal
+        if self.enabled:
+            raise AuthenticationFailed("Incorrect API key provided.")
+        return ANONYMOUS  # auth is off: an unknown key is just an anonymous caller
+
+    async def authenticate_admin(self, headers: Mapping[str, str]) -> Principal:
+        principal = await self.authenticate(headers)
+        if self.enabled and not principal.is_admin:
+            raise PermissionDenied("This endpoint needs the master key or an admin key.")
+        return principal

@@ -1,0 +1,80 @@
+"""Request headers -> a `Call`: the controls a caller may set on any ingress.
+
+| header | effect |
+|---|---|
+| `x-headway-task` | task type for routing/caching/limits (`classification`, `qa`, `code`, ...) |
+| `x-headway-cache` | `no-store`, `no-cache` or `stale-ok` |
+| `x-headway-deadline-ms` | the whole call must finish within this many milliseconds |
+| `x-headway-timeout` | the same in seconds (decimals allowed); the tighter of the two wins |
+| `x-headway-priority` | `interactive` (default) or `batch` |
+| `x-headway-user` | end user, when the key is not bound to one (else the body's `user`) |
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import cast
+
+from headway.context import CacheDirective, Call, Ingress, Priority
+from headway.errors import InvalidRequest
+from headway.server.http import Request
+from headway.types import ChatRequest
+
+_CACHE: frozenset[str] = frozenset({"no-store", "no-cache", "stale-ok"})
+_PRIORITY: frozenset[str] = frozenset({"interactive", "batch"})
+
+
+def _seconds(raw: str, header: str, scale: float) -> float:
+    try:
+        value = float(raw) * scale
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise InvalidRequest(f"Invalid '{header}': expected a positive number.", param=header)
+    return value
+
+
+def build_call(req: Request, request: ChatRequest, ingress: Ingress) -> Call:
+    """A Call for `request` with the caller's principal and controls; records `req.served`."""
+    headers = req.headers
+    get = headers.get
+    principal = req.principal
+    user = get("x-headway-user") or request.user
+    if user and principal.user is None:
+        principal = replace(principal, user=user)
+
+    cache = get("x-headway-cache")
+    if cache is not None and cache not in _CACHE:
+        raise InvalidRequest(
+            "Invalid 'x-headway-cache': expected no-store, no-cache or stale-ok.",
+            param="x-headway-cache",
+        )
+    priority = get("x-headway-priority", "interactive")
+    if priority not in _PRIORITY:
+        raise InvalidRequest(
+            "Invalid 'x-headway-priority': expected interactive or batch.",
+            param="x-headway-priority",
+        )
+    budget: float | None = None
+    raw = get("x-headway-deadline-ms")
+    if raw is not None:
+        budget = _seconds(raw, "x-headway-deadline-ms", 0.001)
+    raw = get("x-headway-timeout")
+    if raw is not None:
+        seconds = _seconds(raw, "x-headway-timeout", 1.0)
+        budget = seconds if budget is None else min(budget, seconds)
+
+    call = Call(
+        request=request,
+        principal=principal,
+        request_id=req.request_id,
+        ingress=ingress,
+        task=get("x-headway-task") or None,
+        cache_directive=cast(CacheDirective | None, cache),
+        priority=cast(Priority, priority),
+        deadline=None if budget is None else req.received + budget,
+        started=req.received,
+        headers=headers,
+    )
+    req.served = call.served
+    return call

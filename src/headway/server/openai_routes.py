@@ -1,0 +1,179 @@
+"""OpenAI-compatible endpoints: parse, call the Gateway, serialise. No policy here.
+
+Mounted under `/v1` and, for clients configured with a base URL lacking it, at the root too.
+`GET /v1/models` also answers Anthropic SDK callers (they send `anthropic-version`) in their
+shape, since both SDKs list models at the same path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from headway.clock import Clock
+from headway.context import Served
+from headway.errors import ModelNotFound, PermissionDenied
+from headway.gateway import Gateway
+from headway.server.calls import build_call
+from headway.server.http import Request, Response, StreamResponse
+from headway.server.routes import Router, ServerContext
+from headway.types import ChatChunk, ModelInfo
+from headway.wire.openai.ingress import (
+    ChatStreamEncoder,
+    chat_response_json,
+    embeddings_json,
+    model_json,
+    models_json,
+    parse_chat_request,
+    parse_embed_request,
+    stream_error_frame,
+)
+
+
+class ChatFrames:
+    """The SSE body of a streamed chat answer, pulling from the gateway's stream.
+
+    A class rather than an async generator so `aclose` reaches the gateway's stream even when
+    the body is dropped before its first item (a generator that never started has nothing to
+    close), which is what releases the call's reservations."""
+
+    __slots__ = ("_encoder", "_first", "_served", "_state", "_stream")
+
+    def __init__(
+        self,
+        encoder: ChatStreamEncoder,
+        first: ChatChunk | None,
+        stream: AsyncIterator[ChatChunk],
+        served: Served,
+    ) -> None:
+        self._encoder = encoder
+        self._first = first
+        self._stream = stream
+        self._served = served
+        self._state = 0  # 0: not started, 1: relaying, 2: done
+
+    def __aiter__(self) -> ChatFrames:
+        return self
+
+    async def __anext__(self) -> bytes:
+        encoder = self._encoder
+        if self._state == 0:
+            self._state = 1
+            out = encoder.start()
+            if self._first is not None:
+                out += encoder.chunk(self._first)
+                self._first = None
+            else:
+                self._state = 2
+                out += encoder.finish(self._served.usage)
+            return out
+        while self._state == 1:
+            try:
+                chunk = await anext(self._stream)
+            except StopAsyncIteration:
+                self._state = 2
+                return encoder.finish(self._served.usage)
+            data = encoder.chunk(chunk)
+            if data:
+                return data
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self._state = 2
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _iso(epoch: int) -> str:
+    moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _anthropic_model(model: ModelInfo) -> dict[str, Any]:
+    return {
+        "type": "model",
+        "id": model.id,
+        "display_name": model.id,
+        "created_at": _iso(model.created),
+    }
+
+
+class OpenAIRoutes:
+    def __init__(self, gateway: Gateway, clock: Clock) -> None:
+        self._gateway = gateway
+        self._clock = clock
+
+    async def chat(self, req: Request) -> Response | StreamResponse:
+        request = parse_chat_request(req.json_object())
+        call = build_call(req, request, "openai")
+        if not request.stream:
+            resp = await self._gateway.chat(call=call)
+            body = chat_response_json(resp, request.model, created=int(self._clock.time()))
+            return Response(body, served=call.served)
+        stream = self._gateway.stream(call=call)
+        # The first chunk is pulled before any byte is sent: a failure up to here (unknown
+        # model, limits, every deployment down) is still a plain HTTP error with a status.
+        try:
+            first: ChatChunk | None = await anext(stream)
+        except StopAsyncIteration:
+            first = None
+        encoder = ChatStreamEncoder(
+            id=(first.id if first is not None and first.id else f"chatcmpl-{call.request_id}"),
+            created=(first.created if first is not None and first.created else 0)
+            or int(self._clock.time()),
+            model=request.model,
+            include_usage=request.include_usage,
+        )
+        frames = ChatFrames(encoder, first, stream, call.served)
+        return StreamResponse(frames, stream_error_frame, served=call.served)
+
+    async def embeddings(self, req: Request) -> Response:
+        request = parse_embed_request(req.json_object())
+        allowed = req.principal.allowed_models
+        if allowed is not None and request.model not in allowed:
+            raise PermissionDenied(f"this key may not use model `{request.model}`", param="model")
+        resp = await self._gateway.embed(request, request_id=req.request_id)
+        return Response(embeddings_json(resp, request))
+
+    def _visible(self, req: Request) -> list[ModelInfo]:
+        allowed = req.principal.allowed_models
+        models = self._gateway.models()
+        return models if allowed is None else [m for m in models if m.id in allowed]
+
+    async def models(self, req: Request) -> Response:
+        models = self._visible(req)
+        if "anthropic-version" in req.headers:
+            data = [_anthropic_model(m) for m in models]
+            return Response(
+                orjson.dumps(
+                    {
+                        "data": data,
+                        "has_more": False,
+                        "first_id": data[0]["id"] if data else None,
+                        "last_id": data[-1]["id"] if data else None,
+                    }
+                )
+            )
+        return Response(models_json(models))
+
+    async def model(self, req: Request) -> Response:
+        wanted = req.path_params["model"]
+        for m in self._visible(req):
+            if m.id == wanted:
+                if "anthropic-version" in req.headers:
+                    return Response(orjson.dumps(_anthropic_model(m)))
+                return Response(orjson.dumps(model_json(m)))
+        raise ModelNotFound(f"The model '{wanted}' does not exist", param="model")
+
+
+def mount(router: Router, server: ServerContext) -> None:
+    routes = OpenAIRoutes(server.gateway, server.gateway.services.clock)
+    for prefix in ("/v1", ""):
+        router.post(f"{prefix}/chat/completions", routes.chat)
+        router.post(f"{prefix}/embeddings", routes.embeddings)
+        router.get(f"{prefix}/models", routes.models)
+        router.get(prefix + "/models/{model:path}", routes.model)

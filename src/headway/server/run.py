@@ -1,0 +1,128 @@
+"""Running the app under uvicorn (uvloop + httptools), in one process or several on one port.
+
+With N workers the parent binds the listening socket once and starts N spawned processes that
+each accept on it (the pre-fork model uvicorn itself uses); each worker builds its own Gateway
+inside its own event loop. SIGINT/SIGTERM stop accepting, let in-flight calls finish (up to
+`GRACE_S`), then run the app's shutdown, which closes the Gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+#: seconds in-flight requests get to finish on shutdown before they are cancelled
+GRACE_S = 30
+
+
+@dataclass(slots=True, frozen=True)
+class ServeOptions:
+    config: str | None
+    host: str
+    port: int
+    workers: int = 1
+    log_level: str = "info"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop does not exist on Windows
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def uvicorn_config(app: Any, log_level: str = "warning") -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        access_log=False,  # no per-request log formatting on the response path
+        server_header=False,
+        log_level=log_level,
+        timeout_graceful_shutdown=GRACE_S,
+    )
+
+
+async def _serve(options: ServeOptions, sock: socket.socket) -> None:
+    import uvicorn
+
+    from headway.gateway import Gateway
+    from headway.server.app import App
+
+    app = App(Gateway(options.config))
+    server = uvicorn.Server(uvicorn_config(app, "warning"))
+    await server.serve(sockets=[sock])
+
+
+def run_worker(options: ServeOptions, sock: socket.socket) -> None:
+    """One server process: its own event loop, Gateway and app, accepting on `sock`."""
+    logging.basicConfig(
+        level=getattr(logging, options.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s",
+    )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; by then
+    # everything is closed, so the re-raised signal means a clean exit, not a crash.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(options, sock))
+    except KeyboardInterrupt:
+        pass
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def serve(options: ServeOptions, sock: socket.socket) -> int:
+    """Serve on an already bound socket until told to stop; returns an exit code."""
+    if options.workers <= 1:
+        run_worker(options, sock)
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=run_worker, args=(options, sock), name=f"headway-worker-{i}")
+        for i in range(options.workers)
+    ]
+    for proc in workers:
+        proc.start()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for proc in workers:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: each worker shuts down gracefully
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for proc in workers:
+            proc.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    return 0 if all(proc.exitcode == 0 for proc in workers) else 1
