@@ -1,0 +1,135 @@
+"""Breakers as the chain uses them: the pure state machine applied atomically to a store, with
+events on every transition.
+
+`BreakerStore` is the storage seam: `update(name, fn)` applies `fn` to the stored state
+atomically (memory: trivially, one event loop; Redis: compare-and-set, shared by every replica).
+When the shared store fails, breakers keep working on a local memory store: a Redis outage must
+never take the gateway down with it (fail open, locally protected).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from headway.clock import Clock
+from headway.errors import Unavailable
+from headway.observe.events import EventBus
+from headway.routing.breaker import (
+    CLOSED_STATE,
+    Admission,
+    BreakerPolicy,
+    BreakerState,
+    Outcome,
+    admit,
+    record,
+    transition,
+)
+
+log = logging.getLogger("headway.routing")
+
+T = TypeVar("T")
+Update = Callable[[BreakerState], tuple[BreakerState, T]]
+
+
+class BreakerStore(Protocol):
+    async def update(self, name: str, fn: Update[T], ttl_s: float) -> T:
+        """Apply `fn` to the state of `name` atomically and store what it returns first."""
+        ...
+
+    async def load(self, name: str) -> BreakerState: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryBreakerStore:
+    """One process's breakers. States are tiny and few (one per deployment): no expiry needed."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, BreakerState] = {}
+
+    async def update(self, name: str, fn: Update[T], ttl_s: float) -> T:
+        new, out = fn(self._states.get(name, CLOSED_STATE))
+        self._states[name] = new
+        return out
+
+    async def load(self, name: str) -> BreakerState:
+        return self._states.get(name, CLOSED_STATE)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class Breakers:
+    """Admission and outcome reporting for every deployment's breaker."""
+
+    def __init__(self, store: BreakerStore, clock: Clock, events: EventBus) -> None:
+        self.store = store
+        self._clock = clock
+        self._events = events
+        self._local = MemoryBreakerStore()
+        self._degraded = False
+
+    async def _apply(self, name: str, fn: Update[T], ttl_s: float) -> T:
+        try:
+            out = await self.store.update(name, fn, ttl_s)
+        except Unavailable as exc:
+            if not self._degraded:
+                self._degraded = True
+                log.warning("breaker store unavailable, using local breakers: %s", exc)
+                self._events.emit("breaker.store_unavailable", error=str(exc))
+            return await self._local.update(name, fn, ttl_s)
+        if self._degraded:
+            self._degraded = False
+            self._events.emit("breaker.store_recovered")
+        return out
+
+    def _emit(self, name: str, before: BreakerState, after: BreakerState, why: str) -> None:
+        kind = transition(before, after)
+        if kind is not None:
+            self._events.emit(f"breaker.{kind}", deployment=name, reason=why)
+
+    async def admit(self, name: str, policy: BreakerPolicy | None) -> Admission:
+        if policy is None:
+            return Admission.ALLOW
+        now = self._clock.time()
+
+        def step(
+            state: BreakerState,
+        ) -> tuple[BreakerState, tuple[BreakerState, BreakerState, Admission]]:
+            new, admission = admit(state, policy, now)
+            return new, (state, new, admission)
+
+        before, after, admission = await self._apply(name, step, policy.state_ttl_s)
+        self._emit(name, before, after, "cooldown passed")
+        return admission
+
+    async def record(
+        self,
+        name: str,
+        policy: BreakerPolicy | None,
+        outcome: Outcome,
+        *,
+        probe: bool,
+        why: str = "",
+    ) -> None:
+        if policy is None:
+            return
+        now = self._clock.time()
+
+        def step(state: BreakerState) -> tuple[BreakerState, tuple[BreakerState, BreakerState]]:
+            new = record(state, policy, now, outcome, probe=probe)
+            return new, (state, new)
+
+        before, after = await self._apply(name, step, policy.state_ttl_s)
+        self._emit(name, before, after, why or outcome.value)
+
+    async def state(self, name: str) -> BreakerState:
+        try:
+            return await self.store.load(name)
+        except Unavailable:
+            return await self._local.load(name)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()

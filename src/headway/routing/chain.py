@@ -1,0 +1,251 @@
+"""The fallback chain: an ordered list of deployments that is itself a Provider.
+
+For each call: skip members whose breaker is open, bound every attempt by its timeout and the
+call's deadline (enforced here on the Clock, whatever the provider does), re-send or fall over as
+the retry policy decides, optionally hedge the first attempt, and when every member fails raise
+one `AllAttemptsFailed` listing each attempt and why. Streams add first-token and stall deadlines
+and mid-stream recovery (headway.routing.streaming).
+
+`chat_with` / `stream_with` record what happened in a `Served`; the Provider methods `chat` /
+`stream` use a throwaway one, so chains nest and are tested like providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+
+from headway.context import Served
+from headway.errors import AllAttemptsFailed, Attempt, HeadwayError, UpstreamTimeout
+from headway.providers.base import AttemptContext, Capabilities
+from headway.routing.cursor import Cursor
+from headway.routing.deadline import attempt_deadline, within
+from headway.routing.hedge import hedge_delay
+from headway.routing.policy import Member, Resilience, RoutePolicy
+from headway.routing.race import Runner, race
+from headway.routing.retry import Action, RetryBudget
+from headway.types import ChatChunk, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse
+
+
+def _capabilities(members: Sequence[Member]) -> Capabilities:
+    caps = [m.provider.capabilities for m in members]
+    return Capabilities(
+        chat=any(c.chat for c in caps),
+        stream=any(c.stream for c in caps),
+        embeddings=any(c.embeddings for c in caps),
+        tools=all(c.tools for c in caps),
+        images=all(c.images for c in caps),
+        json_mode=all(c.json_mode for c in caps),
+        prefill=all(c.prefill for c in caps),
+        stream_usage=all(c.stream_usage for c in caps),
+    )
+
+
+class Chain:
+    def __init__(
+        self,
+        name: str,
+        members: Sequence[Member],
+        policy: RoutePolicy,
+        res: Resilience,
+        *,
+        route: str | None = None,
+    ) -> None:
+        if not members:
+            raise ValueError("a chain needs at least one member")
+        self.name = name
+        #: the route alias reported in `served.route` (None for a deployment called directly)
+        self.route = route
+        self.members = tuple(members)
+        self.policy = policy
+        self.res = res
+        self.budget = RetryBudget(
+            policy.budget_ratio, policy.budget_window_s, policy.budget_min_retries
+        )
+        self.capabilities = _capabilities(self.members)
+
+    def cursor(
+        self, deadline: float | None, served: Served, skip: frozenset[str] = frozenset()
+    ) -> Cursor:
+        return Cursor(self.members, self.policy, self.res, self.budget, deadline, served, skip)
+
+    def attempt_context(
+        self, ctx: AttemptContext, m: Member, start: float, *, stream: bool = False
+    ) -> AttemptContext:
+        """What one attempt tells its provider. A chat attempt is bounded by the attempt
+        timeout; a streamed one by it only until its first token (then by stall detection and
+        the call's deadline), so for streams the attempt timeout folds into `ttft_timeout`."""
+        policy = self.policy
+        hook = m.on_ratelimit or ctx.on_ratelimit
+        if not stream:
+            deadline = attempt_deadline(start, ctx.deadline, policy.attempt_timeout_s)
+            return replace(
+                ctx,
+                deadline=deadline,
+                ttft_timeout=policy.ttft_timeout_s,
+                stall_timeout=policy.stall_timeout_s,
+                on_ratelimit=hook,
+            )
+        ttft = policy.attempt_timeout_s
+        if policy.ttft_timeout_s is not None:
+            ttft = min(ttft, policy.ttft_timeout_s)
+        return replace(
+            ctx, ttft_timeout=ttft, stall_timeout=policy.stall_timeout_s, on_ratelimit=hook
+        )
+
+    # ---- chat -------------------------------------------------------------------------------
+
+    async def _attempt(self, m: Member, request: ChatRequest, ctx: AttemptContext) -> ChatResponse:
+        clock = self.res.clock
+        start = clock.monotonic()
+        actx = self.attempt_context(ctx, m, start)
+        try:
+            response = await within(clock, m.provider.chat(request, actx), actx.deadline)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"no answer within {actx.deadline - start:.3g}s"
+                if actx.deadline is not None
+                else "timed out",
+                provider=m.name,
+            ) from None
+        self.res.window("chat", m.name).add(clock.monotonic() - start)
+        return response
+
+    def _runner(
+        self, m: Member, idx: int, probe: bool, request: ChatRequest, ctx: AttemptContext
+    ) -> Runner[ChatResponse]:
+        task = asyncio.ensure_future(self._attempt(m, request, ctx))
+
+        def stop() -> None:
+            task.cancel()
+
+        return Runner(m, idx, probe, task, stop)
+
+    async def _hedged(
+        self, cur: Cursor, m: Member, request: ChatRequest, ctx: AttemptContext
+    ) -> tuple[Member, ChatResponse]:
+        """The first attempt, hedged. Returns the winner or raises the last failure (the cursor
+        already knows about every other one)."""
+        assert self.policy.hedge is not None
+        delay = hedge_delay(self.policy.hedge, self.res.window("chat", m.name))
+
+        async def launch() -> Runner[ChatResponse] | None:
+            target = await cur.peek_healthy()
+            if target is None:
+                return None
+            idx, hm, probe = target
+            cur.attempts += 1
+            cur.served.attempts += 1
+            self.res.events.emit("hedge.sent", deployment=hm.name, primary=m.name, delay_s=delay)
+            return self._runner(hm, idx, probe, request, ctx)
+
+        result = await race(
+            self.res.clock, self._runner(m, cur.index, cur.probe, request, ctx), delay, launch
+        )
+        for loser in result.losers:
+            cur.released(loser.member, loser.probe)
+        for runner, exc in result.failures[:-1] if result.winner is None else result.failures:
+            await self._record_failure(cur, runner.member, exc, runner.probe)
+        if result.winner is not None:
+            w = result.winner
+            cur.move_to(w.index)
+            cur.probe = w.probe
+            if result.hedged:
+                self.res.events.emit("hedge.won", deployment=w.member.name, hedge=w.member is not m)
+            return w.member, w.task.result()
+        runner, exc = result.failures[-1]
+        cur.move_to(runner.index)
+        cur.probe = runner.probe
+        raise exc
+
+    async def _record_failure(
+        self, cur: Cursor, m: Member, exc: BaseException, probe: bool
+    ) -> None:
+        if isinstance(exc, HeadwayError):
+            await cur.failed(m, exc, probe)
+        else:
+            cur.released(m, probe)
+
+    async def chat_with(
+        self,
+        request: ChatRequest,
+        ctx: AttemptContext,
+        served: Served,
+        skip: frozenset[str] = frozenset(),
+    ) -> ChatResponse:
+        """`skip`: members not to try (the limits stage found them without capacity)."""
+        clock = self.res.clock
+        self.budget.record_call(clock.monotonic())
+        cur = self.cursor(ctx.deadline, served, skip)
+        first = True
+        while (m := await cur.next()) is not None:
+            try:
+                if first and self.policy.hedge is not None and len(self.members) > 1:
+                    m, response = await self._hedged(cur, m, request, ctx)
+                else:
+                    response = await self._attempt(m, request, ctx)
+            except HeadwayError as exc:
+                m = self.members[cur.index]
+                await cur.failed(m, exc, cur.probe)
+                decision = cur.decide(m, exc)
+                if decision.action is Action.RETRY and decision.delay > 0:
+                    await clock.sleep(decision.delay)
+                elif decision.action is Action.FAIL:
+                    break
+                continue
+            except asyncio.CancelledError:
+                cur.released(self.members[cur.index], cur.probe)
+                raise
+            finally:
+                first = False
+            await cur.succeeded(m, cur.probe)
+            served.deployment = m.name
+            served.upstream_model = m.upstream_model
+            served.fallback_depth = cur.index
+            served.usage = response.usage
+            return response
+        raise cur.error()
+
+    async def chat(self, request: ChatRequest, ctx: AttemptContext) -> ChatResponse:
+        return await self.chat_with(request, ctx, Served())
+
+    # ---- stream -----------------------------------------------------------------------------
+
+    def stream_with(
+        self,
+        request: ChatRequest,
+        ctx: AttemptContext,
+        served: Served,
+        skip: frozenset[str] = frozenset(),
+    ) -> AsyncIterator[ChatChunk]:
+        from headway.routing.streaming import stream_call
+
+        return stream_call(self, request, ctx, served, skip)
+
+    def stream(self, request: ChatRequest, ctx: AttemptContext) -> AsyncIterator[ChatChunk]:
+        return self.stream_with(request, ctx, Served())
+
+    # ---- embeddings -------------------------------------------------------------------------
+
+    async def embed(self, request: EmbedRequest, ctx: AttemptContext) -> EmbedResponse:
+        """Embeddings fall over like chat but are never hedged or re-sent: cheap and idempotent
+        calls are better retried by the caller than stacked here."""
+        attempts: list[Attempt] = []
+        last: HeadwayError | None = None
+        for m in self.members:
+            if not m.provider.capabilities.embeddings:
+                continue
+            try:
+                return await m.provider.embed(request, ctx)
+            except HeadwayError as exc:
+                if not exc.fallback_eligible:
+                    raise
+                attempts.append(Attempt(m.name, exc.message, exc.upstream_status))
+                last = exc
+        if last is not None and len(attempts) == 1:
+            raise last
+        raise AllAttemptsFailed(attempts, status=last.status if last else 502)
+
+    async def aclose(self) -> None:
+        return None  # members are owned (and closed) by the gateway

@@ -1,0 +1,150 @@
+"""One contract suite for breaker stores, run over memory and a real Redis; plus the Breakers
+facade: events on transitions, sharing across replicas, and surviving a store outage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from headway.clock import FakeClock
+from headway.observe.events import Event, EventBus
+from headway.routing.breaker import (
+    CLOSED_STATE,
+    OPEN,
+    Admission,
+    BreakerPolicy,
+    BreakerState,
+    Outcome,
+)
+from headway.routing.breaker_redis import RedisBreakerStore
+from headway.routing.breakers import Breakers, BreakerStore, MemoryBreakerStore
+
+POLICY = BreakerPolicy(consecutive_failures=2, cooldown_s=10.0, window_s=60.0, probe_lease_s=5.0)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(
+    request: pytest.FixtureRequest, fake_clock: FakeClock
+) -> AsyncIterator[BreakerStore]:
+    if request.param == "memory":
+        yield MemoryBreakerStore()
+        return
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(request.getfixturevalue("redis_url"))
+    await client.flushdb()
+    try:
+        yield RedisBreakerStore(client, fake_clock, max_staleness_s=0.0)
+    finally:
+        await client.aclose()
+
+
+def bump(state: BreakerState) -> tuple[BreakerState, int]:
+    new = BreakerState(consecutive=state.consecutive + 1)
+    return new, new.consecutive
+
+
+async def test_update_applies_and_returns(store: BreakerStore) -> None:
+    assert await store.load("a") == CLOSED_STATE
+    assert await store.update("a", bump, 60.0) == 1
+    assert await store.update("a", bump, 60.0) == 2
+    assert (await store.load("a")).consecutive == 2
+    assert (await store.load("b")).consecutive == 0  # names are independent
+
+
+async def test_unchanged_states_are_not_rewritten(store: BreakerStore) -> None:
+    def same(state: BreakerState) -> tuple[BreakerState, str]:
+        return state, "same"
+
+    assert await store.update("a", same, 60.0) == "same"
+    assert await store.load("a") == CLOSED_STATE
+
+
+async def test_concurrent_updates_are_not_lost(store: BreakerStore) -> None:
+    await asyncio.gather(*(store.update("a", bump, 60.0) for _ in range(20)))
+    assert (await store.load("a")).consecutive == 20
+
+
+async def test_replicas_sharing_redis_see_each_others_writes(
+    redis_client: Any, fake_clock: FakeClock
+) -> None:
+    one = RedisBreakerStore(redis_client, fake_clock, max_staleness_s=1.0)
+    two = RedisBreakerStore(redis_client, fake_clock, max_staleness_s=1.0)
+    assert await one.update("a", bump, 60.0) == 1
+    assert await two.update("a", bump, 60.0) == 2  # two had no cached state: it reads
+    # one's cached state is stale (version 1): its write conflicts, is recomputed, lands on top
+    assert await one.update("a", bump, 60.0) == 3
+    assert (await two.load("a")).consecutive == 3
+    ttl = await redis_client.pttl("headway:breaker:{a}")
+    assert 0 < ttl <= 60_000
+
+
+def _bus() -> tuple[EventBus, list[Event]]:
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe(None, seen.append)
+    return bus, seen
+
+
+async def test_breakers_emit_transitions_and_share_state_across_replicas(
+    redis_client: Any, fake_clock: FakeClock
+) -> None:
+    bus, seen = _bus()
+    a = Breakers(RedisBreakerStore(redis_client, fake_clock, max_staleness_s=0.0), fake_clock, bus)
+    b = Breakers(RedisBreakerStore(redis_client, fake_clock, max_staleness_s=0.0), fake_clock, bus)
+    # replica a sees one failure, replica b another: together they open the shared breaker
+    assert await a.admit("dep", POLICY) is Admission.ALLOW
+    await a.record("dep", POLICY, Outcome.FAILURE, probe=False)
+    await b.record("dep", POLICY, Outcome.FAILURE, probe=False)
+    assert (await a.state("dep")).status == OPEN
+    assert await a.admit("dep", POLICY) is Admission.REJECT
+    await fake_clock.advance(10.0)
+    # after the cooldown exactly one replica gets the probe
+    admissions = [await b.admit("dep", POLICY), await a.admit("dep", POLICY)]
+    assert admissions == [Admission.PROBE, Admission.REJECT]
+    await b.record("dep", POLICY, Outcome.SUCCESS, probe=True)
+    assert await a.admit("dep", POLICY) is Admission.ALLOW
+    kinds = [e.kind for e in seen]
+    assert kinds == ["breaker.opened", "breaker.half_opened", "breaker.closed"]
+    assert all(e.data["deployment"] == "dep" for e in seen)
+
+
+class BrokenStore(MemoryBreakerStore):
+    broken = True
+
+    async def update(self, name: str, fn: Any, ttl_s: float) -> Any:
+        from headway.errors import Unavailable
+
+        if self.broken:
+            raise Unavailable("redis is down")
+        return await super().update(name, fn, ttl_s)
+
+
+async def test_a_store_outage_falls_back_to_local_breakers(fake_clock: FakeClock) -> None:
+    bus, seen = _bus()
+    store = BrokenStore()
+    breakers = Breakers(store, fake_clock, bus)
+    for _ in range(2):
+        await breakers.record("dep", POLICY, Outcome.FAILURE, probe=False)
+    assert await breakers.admit("dep", POLICY) is Admission.REJECT  # still protected, locally
+    store.broken = False
+    assert await breakers.admit("dep", POLICY) is Admission.ALLOW  # the shared state again
+    kinds = [e.kind for e in seen]
+    assert kinds[0] == "breaker.store_unavailable" and "breaker.store_recovered" in kinds
+
+
+async def test_redis_errors_become_unavailable(fake_clock: FakeClock) -> None:
+    import redis.asyncio as aioredis
+
+    from headway.errors import Unavailable
+
+    client = aioredis.from_url("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        store = RedisBreakerStore(client, fake_clock)
+        with pytest.raises(Unavailable):
+            await store.update("a", bump, 60.0)
+    finally:
+        await client.aclose()
