@@ -57,15 +57,19 @@ class Served:
     cache_age_s: float | None = None
     degraded: list[str] = field(default_factory=list)
     usage: Usage | None = None
+    #: what the call cost upstream; on a cache hit, what it would have cost (the savings)
     cost_usd: float | None = None
     #: OpenAI-style `x-ratelimit-*` headers for the caller's own tightest limits
     ratelimit_headers: dict[str, str] = field(default_factory=dict)
     #: anything else a stage wants the caller to see, already in header form
     headers: dict[str, str] = field(default_factory=dict)
     ttft_s: float | None = None
-    #: seconds spent waiting on providers (the terminal adds each attempt's time; for a stream,
-    #: up to its first chunk at least). The server reports the rest as `x-headway-overhead-ms`.
+    #: seconds spent waiting on providers: each attempt's time (hedged attempts racing count
+    #: once); for a stream, the time spent waiting for its chunks, not the caller's reading
     upstream_s: float = 0.0
+    #: seconds spent waiting on purpose: retry backoff, a queue for rate-limit capacity. The
+    #: server reports the rest (total - upstream_s - wait_s) as `x-headway-overhead-ms`.
+    wait_s: float = 0.0
 
 
 _ids = itertools.count(1)

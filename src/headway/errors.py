@@ -155,10 +155,12 @@ class JobQueued(HeadwayError):
     anthropic_type = "queued"
     default_code = "queued"
 
-    def __init__(self, job_id: str, **kw: object) -> None:
+    def __init__(self, job_id: str, *, job: object = None, **kw: object) -> None:
         location = f"/v1/jobs/{job_id}"
         super().__init__(f"queued as job {job_id}; poll GET {location}", **kw)  # type: ignore[arg-type]
         self.job_id = job_id
+        #: the queued `headway.degrade.jobs.Job`, which the server answers with
+        self.job = job
         self.headers["location"] = location
         self.headers["x-headway-job-id"] = job_id
 

@@ -4,6 +4,7 @@
         reply = await gw.chat(model="default", messages=[{"role": "user", "content": "hi"}])
         async for chunk in gw.stream(model="default", messages=[...]):
             print(chunk.text, end="")
+        rows = await gw.usage(group_by="model")        # what those calls used and cost
 
 The pipeline is composed once from config (and again, atomically, on reload); nothing is built
 per request.
@@ -16,12 +17,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
 from headway.context import Call, Principal
-from headway.errors import InvalidRequest, ModelNotFound
+from headway.errors import InvalidRequest, ModelNotFound, PermissionDenied
 from headway.pipeline import ChatHandler, Stage, StreamHandler, compose
 from headway.providers.base import AttemptContext, Provider
 from headway.services import Services
@@ -34,6 +35,9 @@ from headway.types import (
     ModelInfo,
 )
 
+if TYPE_CHECKING:
+    from headway.ledger.record import UsageRow
+
 #: Feature stages, outermost first. Each entry is "module:factory"; a factory takes
 #: (RuntimeConfig, Services) and returns a Stage, or None when its feature is off.
 STAGE_FACTORIES: tuple[str, ...] = (
@@ -42,9 +46,6 @@ STAGE_FACTORIES: tuple[str, ...] = (
     "headway.cache.stage:build",
     "headway.degrade.stage:build",
 )
-
-#: The innermost handler: "module:factory" taking (RuntimeConfig, providers, Services).
-TERMINAL_FACTORY = "headway.routing.terminal:build"
 
 StageFactory = Callable[[RuntimeConfig, Services], Stage | None]
 
@@ -71,7 +72,31 @@ class _Pipeline:
     stages: tuple[Stage, ...]
 
 
+LedgerDefault = Literal["memory", "sqlite"]
+
+
+def _with_ledger_default(runtime: RuntimeConfig, default: LedgerDefault) -> RuntimeConfig:
+    """A config that says nothing about the ledger records spend in memory (library use);
+    `headway serve` keeps the schema default instead (SQLite `headway.db`, next to its keys)."""
+    file = runtime.file
+    if default == "sqlite" or "ledger" in file.model_fields_set or file.ledger.backend == "memory":
+        return runtime
+    ledger = file.ledger.model_copy(update={"backend": "memory"})
+    return replace(runtime, file=file.model_copy(update={"ledger": ledger}))
+
+
 class Gateway:
+    """The gateway, in-process.
+
+    Spend: every call's usage and cost is recorded (`call.settled` -> the ledger), readable with
+    `await gw.usage(...)`. Where it goes is the config's `ledger:` section. A config without
+    one (including `Gateway()`, the embedded default) keeps it **in memory** (the newest 100k
+    calls): a library Gateway never creates a file its config does not name. Set
+    `ledger: {sqlite_path: ...}` (or `backend: postgres`) to keep it, `ledger: {enabled: false}`
+    to record nothing. `headway serve` passes `ledger_default="sqlite"`, so a server without a
+    `ledger:` section writes `headway.db` in its working directory (its API keys live there too).
+    """
+
     def __init__(
         self,
         config: RuntimeConfig | str | Path | None = None,
@@ -79,9 +104,11 @@ class Gateway:
         clock: Clock | None = None,
         services: Services | None = None,
         providers: Mapping[str, Provider] | None = None,
+        ledger_default: LedgerDefault = "memory",
     ) -> None:
         """`config`: a loaded RuntimeConfig, a path to a YAML file, or None for the embedded
-        default. `providers` overrides deployments by name (tests, custom providers)."""
+        default. `providers` overrides deployments by name (tests, custom providers).
+        `ledger_default`: where spend goes when the config has no `ledger:` section."""
         if not isinstance(config, RuntimeConfig):
             from headway.config.load import load
 
@@ -90,14 +117,18 @@ class Gateway:
         if clock is not None:
             self._services.clock = clock
         self._overrides = dict(providers or {})
+        self._ledger_default: LedgerDefault = ledger_default
         self._pipeline = self._build(config)
         self._closed = False
 
     # ---- assembly ---------------------------------------------------------------------------
 
     def _build(self, runtime: RuntimeConfig) -> _Pipeline:
+        from headway.ledger.listener import install as install_ledger
         from headway.providers.registry import build_provider
+        from headway.routing.terminal import build as build_terminal
 
+        runtime = _with_ledger_default(runtime, self._ledger_default)
         providers: dict[str, Provider] = {}
         for name, dep in runtime.deployments.items():
             providers[name] = self._overrides.get(name) or build_provider(dep, self._services)
@@ -106,13 +137,9 @@ class Gateway:
             factory: StageFactory | None = _import(target)
             if factory is not None and (stage := factory(runtime, self._services)) is not None:
                 stages.append(stage)
-        terminal_factory = _import(TERMINAL_FACTORY)
-        if terminal_factory is not None:
-            terminal = terminal_factory(runtime, providers, self._services)
-        else:
-            from headway.routing.dispatch import Dispatcher
-
-            terminal = Dispatcher(runtime, providers, self._services.clock)
+        terminal = build_terminal(runtime, providers, self._services)
+        # once per Services: a reload keeps the writer (and its queue) it started with
+        install_ledger(runtime, self._services)
         chat, stream = compose(stages, terminal)
         return _Pipeline(runtime, providers, chat, stream, tuple(stages))
 
@@ -197,9 +224,17 @@ class Gateway:
     async def stream(
         self, request: ChatRequest | None = None, /, *, call: Call | None = None, **kwargs: Any
     ) -> AsyncIterator[ChatChunk]:
-        """Stream a chat call as neutral chunks; the last carries the finish reason and usage."""
-        async for chunk in self._pipeline.stream(self._call(request, call, kwargs, stream=True)):
-            yield chunk
+        """Stream a chat call as neutral chunks; the last carries the finish reason and usage.
+        Closing this stream early (`aclose`) closes the call at once: its upstream stream is
+        cancelled and its usage settled before `aclose` returns."""
+        chunks = self._pipeline.stream(self._call(request, call, kwargs, stream=True))
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
     async def embed(
         self,
@@ -209,13 +244,17 @@ class Gateway:
         model: str | None = None,
         input: str | list[str] | None = None,
         request_id: str = "",
+        principal: Principal | None = None,
     ) -> EmbedResponse:
+        """Embed with one embedding deployment. `principal`: who asks; a key restricted by
+        `allowed_models` gets PermissionDenied for any other model."""
         if request is None:
             if model is None or input is None:
                 raise InvalidRequest("embed needs `model` and `input`")
             inputs = (input,) if isinstance(input, str) else tuple(input)
             request = EmbedRequest(model=model, inputs=inputs)
-        runtime = self._pipeline.runtime
+        pipeline = self._pipeline
+        runtime = pipeline.runtime
         dep = runtime.deployments.get(request.model)
         if dep is None or not dep.model.embeddings:
             names = [n for n, d in runtime.deployments.items() if d.model.embeddings]
@@ -223,8 +262,28 @@ class Gateway:
                 f"The embedding model `{request.model}` does not exist. Available: {', '.join(names)}",
                 param="model",
             )
-        provider = self._pipeline.providers[request.model]
+        allowed = principal.allowed_models if principal is not None else None
+        if allowed is not None and request.model not in allowed:
+            raise PermissionDenied(f"this key may not use model `{request.model}`", param="model")
+        provider = pipeline.providers[request.model]
         return await provider.embed(request, AttemptContext(request_id=request_id))
+
+    async def usage(self, group_by: str = "day", **filters: str | float) -> list[UsageRow]:
+        """Recorded spend, summed per `group_by` (key, user, team, model, day, tenant, route).
+        `filters`: since=, until= (dates, ISO times or epoch seconds), tenant=, key=, user=,
+        team=, model=, limit=. Calls settled so far are flushed first, so they all count."""
+        from headway.ledger.listener import EXTRA
+        from headway.ledger.record import build_query
+        from headway.ledger.writer import LedgerWriter
+
+        writer = self._services.extras.get(EXTRA)
+        if not isinstance(writer, LedgerWriter):
+            raise InvalidRequest("spend is not recorded: the config sets ledger.enabled: false")
+        params = {k: str(v) for k, v in filters.items()}
+        params["group_by"] = group_by
+        query = build_query(params)
+        await writer.flush()
+        return await writer.ledger.query(query)
 
     def models(self) -> list[ModelInfo]:
         runtime = self._pipeline.runtime

@@ -104,6 +104,11 @@ async def test_embed_and_models() -> None:
         assert len(out.vectors) == 2
         with pytest.raises(ModelNotFound):
             await gw.embed(model="a", input="x")
+        only_b = Principal(allowed_models=frozenset({"b"}))
+        with pytest.raises(PermissionDenied):
+            await gw.embed(model="e", input="x", principal=only_b)
+        allowed = Principal(allowed_models=frozenset({"e"}))
+        assert len((await gw.embed(model="e", input="x", principal=allowed)).vectors) == 1
         ids = [m.id for m in gw.models()]
     assert ids[0] == "default" and {"a", "b", "e"} <= set(ids)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openai
+import orjson
 
 from headway.config.load import load
 from headway.context import Call, Principal
@@ -112,3 +114,39 @@ async def test_jobs_are_private_to_their_tenant(tmp_path: Path) -> None:
         async with http.get(f"{base}/v1/jobs/job_nope") as r:
             assert r.status == 404
     await gw.aclose()
+
+
+async def test_a_queued_chat_call_answers_202_with_the_job_object(tmp_path: Path) -> None:
+    gw = gateway(tmp_path, down=True)
+    batch = {"x-headway-priority": "batch"}
+    async with running(gw) as base, aiohttp.ClientSession() as http:
+        client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0)
+        async with client as c:
+            raw = await c.chat.completions.with_raw_response.create(
+                model="both",
+                messages=[{"role": "user", "content": "summarise this"}],
+                extra_headers=batch,
+            )
+        assert raw.status_code == 202
+        job = orjson.loads(raw.content)
+        job_id = raw.headers["x-headway-job-id"]
+        assert raw.headers["location"] == f"/v1/jobs/{job_id}"
+        assert (job["object"], job["id"], job["status"], job["model"]) == (
+            "headway.job",
+            job_id,
+            "queued",
+            "both",
+        )
+        assert "error" not in raw.headers.get("content-type", "") and job["error"] is None
+        # the Anthropic route answers the same job object
+        anthropic_body = {**BODY, "max_tokens": 10}
+        async with http.post(f"{base}/v1/messages", json=anthropic_body, headers=batch) as r:
+            assert r.status == 202
+            other = await r.json()
+            assert other["object"] == "headway.job" and other["id"] == r.headers["x-headway-job-id"]
+        async with http.get(f"{base}/metrics") as r:
+            metrics = await r.text()
+    await gw.aclose()
+    queued = [line for line in metrics.splitlines() if 'outcome="queued"' in line]
+    assert queued and not any('outcome="error_202"' in line for line in metrics.splitlines())
+    assert queued[0].startswith("headway_requests_total") and queued[0].endswith(" 2.0")

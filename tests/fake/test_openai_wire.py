@@ -179,7 +179,8 @@ async def test_every_response_carries_the_headers(
         assert GO_DURATION.match(headers["x-ratelimit-reset-requests"])
         assert GO_DURATION.match(headers["x-ratelimit-reset-tokens"])
     assert ok["x-ratelimit-remaining-requests"] == "2"
-    assert ok["x-ratelimit-reset-requests"] == "20s"
+    # one of 3 requests a minute refills in 20 s, less the (real) time since it was taken
+    assert re.fullmatch(r"20s|19\.9\d*s", ok["x-ratelimit-reset-requests"])
     assert ok["x-request-id"] != missing["x-request-id"]
 
 

@@ -10,6 +10,7 @@ from headway.clock import FakeClock
 from headway.config.load import load
 from headway.context import Principal
 from headway.errors import ConfigError, RateLimited, UpstreamError
+from headway.limits.settle_only import SettleStage
 from headway.limits.stage import build
 from headway.limits.store import MemoryLimitStore
 from headway.limits.values import LimitSpec, Reservation
@@ -163,8 +164,10 @@ async def test_tenants_never_share_a_user_counter(fake_clock: FakeClock) -> None
         await r.chat(call(principal=Principal(tenant="t1", user="alice")))
 
 
-def test_build_is_off_unless_limits_or_budgets_are_enabled() -> None:
-    assert build(load(text=BASE, env={}), Services()) is None
+def test_build_only_settles_unless_limits_or_budgets_are_enabled() -> None:
+    assert isinstance(build(load(text=BASE, env={}), Services()), SettleStage)
+    nobody = BASE + "ledger: {enabled: false}\nobserve: {metrics: false}\n"
+    assert build(load(text=nobody, env={}), Services()) is None  # nobody needs a call's cost
 
 
 def test_config_errors_name_the_path() -> None:

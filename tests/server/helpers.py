@@ -43,7 +43,7 @@ def sim_config_text(tmp_path: Path, *, master_key: str | None = None) -> str:
         "ttft_p50_ms": 0,
         "ms_per_token": 0,
     }
-    raw["ledger"]["sqlite_path"] = str(tmp_path / "headway.db")
+    raw["ledger"] = {"sqlite_path": str(tmp_path / "headway.db")}
     if master_key is not None:
         raw.setdefault("server", {})["master_key"] = master_key
     text: str = yaml.safe_dump(raw)

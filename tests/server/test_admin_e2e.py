@@ -48,8 +48,10 @@ def limited_gateway(tmp_path: Path) -> Gateway:
     return Gateway(load(text=text, env={}))
 
 
-async def test_spend_of_sdk_calls_shows_in_admin_usage(tmp_path: Path) -> None:
-    gateway = limited_gateway(tmp_path)
+@pytest.mark.parametrize("limits", [True, False], ids=["limits-on", "defaults"])
+async def test_spend_of_sdk_calls_shows_in_admin_usage(tmp_path: Path, limits: bool) -> None:
+    # with limits and budgets off (the default) the settle-only stage records the spend
+    gateway = limited_gateway(tmp_path) if limits else sim_gateway(tmp_path, master_key=MASTER)
     async with running(gateway) as base, aiohttp.ClientSession() as session:
         admin = Admin(session, base)
         _, created = await admin.call(
@@ -94,7 +96,12 @@ async def test_a_key_limited_to_some_models_is_refused_others(tmp_path: Path) ->
             assert "sim-large" not in {m.id for m in models.data}
             with pytest.raises(openai.APIStatusError) as info:
                 await c.chat.completions.create(model="sim-large", messages=USER)
+            with pytest.raises(openai.PermissionDeniedError) as denied:
+                await c.embeddings.create(model="sim-embed", input="x")
+            with pytest.raises(openai.NotFoundError):  # unknown to everyone: 404 first
+                await c.embeddings.create(model="no-such-embed", input="x")
         assert info.value.status_code in (403, 404)
+        assert denied.value.status_code == 403 and "sim-embed" in denied.value.message
 
 
 async def test_unknown_keys_are_401_for_the_sdk(tmp_path: Path) -> None:

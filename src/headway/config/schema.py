@@ -105,7 +105,8 @@ class StateSection(StrictModel):
 
 
 class LedgerSection(StrictModel):
-    backend: Literal["sqlite", "postgres"] = "sqlite"
+    #: "memory": kept in this process only, newest 100k calls (a library Gateway's default)
+    backend: Literal["sqlite", "postgres", "memory"] = "sqlite"
     sqlite_path: str = "headway.db"
     postgres_url: str | None = None
     #: record every settled call (usage and cost); keys live in the same database

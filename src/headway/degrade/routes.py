@@ -12,13 +12,9 @@ worker starts with the server and runs jobs through the whole gateway pipeline.
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
 from headway.context import Call, Principal
-from headway.degrade.codec import decode_response
 from headway.degrade.jobs import Job
+from headway.degrade.render import job_headers, job_json
 from headway.degrade.stage import JOBS_EXTRA
 from headway.degrade.worker import Jobs
 from headway.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
@@ -27,37 +23,6 @@ from headway.server.http import Request, Response, json_response
 from headway.server.routes import Router, ServerContext
 from headway.types import ChatResponse
 from headway.wire.openai.ingress import parse_chat_request
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": job.id,
-        "object": "headway.job",
-        "status": job.status,
-        "model": job.model,
-        "created_at": int(job.created_at),
-        "attempts": job.attempts,
-        "degraded": [d for d in job.degraded.split(",") if d],
-        "result": None,
-        "error": None,
-    }
-    if job.status == "succeeded" and job.result is not None:
-        response = decode_response(job.result)
-        if job.ingress == "anthropic":
-            from headway.wire.anthropic.render import message_json
-
-            out["result"] = message_json(response)
-        else:
-            from headway.wire.openai.ingress_encode import chat_response_json
-
-            raw = chat_response_json(response, job.model, created=int(job.created_at))
-            out["result"] = orjson.Fragment(raw)
-    elif job.error is not None:
-        out["error"] = {
-            "message": job.error,
-            "type": "job_failed" if job.status == "failed" else None,
-        }
-    return out
 
 
 def _visible(job: Job | None, principal: Principal) -> bool:
@@ -87,8 +52,7 @@ class JobRoutes:
             raise PermissionDenied(f"this key may not use model `{request.model}`", param="model")
         call = build_call(req, request, "openai")
         job = await jobs.submit(call)
-        location = f"/v1/jobs/{job.id}"
-        return json_response(job_json(job), 202, headers=[(b"location", location.encode())])
+        return json_response(job_json(job), 202, headers=job_headers(job.id))
 
     async def get(self, req: Request) -> Response:
         jobs = self._jobs()

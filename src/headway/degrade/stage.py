@@ -159,7 +159,7 @@ class DegradeStage:
             return
         job = await self.jobs.submit(call)
         self._flag(call, "queued", exc, job=job.id)
-        raise JobQueued(job.id)
+        raise JobQueued(job.id, job=job)
 
     # ---- the ladder -------------------------------------------------------------------------
 

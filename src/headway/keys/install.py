@@ -20,8 +20,9 @@ RESOLVER_EXTRA = "key_resolver"
 
 
 def open_key_store(cfg: ConfigFile) -> KeyStore:
-    """The configured key store: the ledger's database unless `keys.store` is memory."""
-    if cfg.keys.store == "memory":
+    """The configured key store: the ledger's database unless `keys.store` (or the ledger)
+    is memory."""
+    if cfg.keys.store == "memory" or cfg.ledger.backend == "memory":
         return MemoryKeyStore()
     if cfg.ledger.backend == "postgres":
         if not cfg.ledger.postgres_url:

@@ -26,6 +26,9 @@ async def _usage(args: argparse.Namespace, runtime: Any) -> int:
         "limit": str(args.limit),
     }
     query = build_query({k: v for k, v in params.items() if v is not None})
+    if runtime.file.ledger.backend == "memory":
+        print("ledger.backend is memory: spend lives in the gateway process only (gw.usage())")
+        return 1
     ledger = open_ledger(runtime.file)
     try:
         rows = await ledger.query(query)

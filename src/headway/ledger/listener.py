@@ -1,12 +1,16 @@
 """Wiring the ledger into a gateway: every `call.settled` event becomes one usage record.
 
 The limits/budgets stage emits `call.settled` (call=, usage=, cost_usd=, deployment=) once a
-call's real usage is known. The listener turns it into a `UsageRecord` and queues it; the
-`LedgerWriter` stores it off the response path.
+call's real usage is known; with limits and budgets off, its settle-only mode does
+(headway.limits.settle_only, which also says how cache hits count). The listener turns each
+event into a `UsageRecord` and queues it; the `LedgerWriter` stores it off the response path.
+The Gateway installs the listener when it is built; the server's admin API reuses that writer.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ from headway.context import Call
 from headway.errors import ConfigError
 from headway.ledger.record import UsageRecord, to_nano_usd
 from headway.ledger.spill import SpillDir
-from headway.ledger.store import Ledger
+from headway.ledger.store import Ledger, MemoryLedger
 from headway.ledger.writer import LedgerWriter
 from headway.observe.events import Event
 from headway.services import Services
@@ -27,8 +31,14 @@ EXTRA = "ledger"
 EVENT = "call.settled"
 
 
+#: how many calls a memory ledger keeps (the newest), so a long-lived process stays bounded
+MEMORY_MAX_RECORDS = 100_000
+
+
 def open_ledger(cfg: ConfigFile) -> Ledger:
     section = cfg.ledger
+    if section.backend == "memory":
+        return MemoryLedger(MEMORY_MAX_RECORDS)
     if section.backend == "postgres":
         if not section.postgres_url:
             raise ConfigError("ledger.postgres_url", "required when ledger.backend is postgres")
@@ -46,6 +56,10 @@ def spill_dir(cfg: ConfigFile) -> Path:
         return Path(section.spill_dir)
     if section.backend == "sqlite":
         return Path(section.sqlite_path + ".spill")
+    if section.backend == "memory":
+        # a memory ledger never fails a write; only records submitted after close could spill,
+        # and they must not land in the working directory
+        return Path(tempfile.gettempdir()) / f"headway-ledger-{os.getpid()}-{id(cfg)}.spill"
     return Path("headway-ledger.spill")
 
 

@@ -99,14 +99,20 @@ _RECORD_FIELD |= {"day": "day", "tenant": "tenant", "route": "route"}
 
 
 class MemoryLedger:
-    """Records in a dict: for the library and tests. Not durable, by definition."""
+    """Records in a dict: for the library and tests. Not durable, by definition. With
+    `max_records`, only the newest that many are kept, so a long-lived process stays bounded."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_records: int | None = None) -> None:
         self.records: dict[str, UsageRecord] = {}
+        self._max = max_records
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
+        kept = self.records
         for r in records:
-            self.records.setdefault(r.request_id, r)
+            kept.setdefault(r.request_id, r)
+        if self._max is not None:
+            while len(kept) > self._max:
+                del kept[next(iter(kept))]  # dicts keep insertion order: the oldest goes
 
     async def query(self, q: UsageQuery) -> list[UsageRow]:
         attr = _RECORD_FIELD[GROUP_COLUMNS[q.group_by]]

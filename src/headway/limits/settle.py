@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from headway.budgets.pricing import Price, cost_micro
+from headway.budgets.values import MICRO
 from headway.limits.estimate import Demand
 from headway.limits.values import Item
 from headway.types import Usage
@@ -61,6 +62,14 @@ def actual_usage(
 
 def price_usage(usage: Usage, price: Price | None) -> Decimal | None:
     return cost_micro(usage, price) if price is not None else None
+
+
+def savings_usd(usage: Usage | None, price: Price | None) -> float | None:
+    """What a cache hit avoided: the cached answer's usage at the price a fresh call would pay.
+    Reported as `served.cost_usd` on the hit (metrics count it as savings), never as spend."""
+    if usage is None or price is None:
+        return None
+    return float(cost_micro(usage, price) / MICRO)
 
 
 def settlement(

@@ -5,7 +5,9 @@ wait in a fair queue when capacity is short, settle to real usage after.
             x-ratelimit headers, skip_deployments, capacity debit, budget alerts
     serve:  nxt(call)  (cache, degrade, routing)
     settle: real usage (or the estimate when the stream was cut) -> store.settle ->
-            call.served.cost_usd, `call.settled` event (the ledger listens)
+            call.served.cost_usd, `call.settled` event (the ledger listens). Cache hits settle
+            as zero usage and cost; `served.cost_usd` then holds what they saved (details and
+            the settle-only mode used when limits and budgets are off: limits/settle_only.py)
 
 Streams settle in the generator's `finally`: on normal end, on error, and when the client goes
 away (GeneratorExit from aclose, or CancelledError); settlement is shielded so a second
@@ -33,7 +35,8 @@ from headway.limits.estimate import Estimator
 from headway.limits.headers import ratelimit_headers, rejection_error
 from headway.limits.plan import Plan, Planner, esc, rate_items
 from headway.limits.queue import FairQueue
-from headway.limits.settle import Actual, actual_usage, price_usage, settlement
+from headway.limits.settle import Actual, actual_usage, price_usage, savings_usd, settlement
+from headway.limits.settle_only import SettleStage, build_settle_only
 from headway.limits.setup import check_config, shared_store
 from headway.limits.store import LimitStore
 from headway.limits.values import Item, Outcome, Rejection, Reservation, StoreUnavailable
@@ -92,8 +95,18 @@ class LimitsStage:
         if self._cfg.estimate.cap_output and call.request.max_tokens is None:
             call.request = replace(call.request, max_tokens=plan.output_cap)
         candidates: list[str] = list(plan.chain)
+        clock = self._clock
+        inside = 0.0  # seconds spent in store round trips: headway's overhead, not waiting
 
         async def attempt() -> Outcome:
+            nonlocal inside
+            began = clock.monotonic()
+            try:
+                return await reserve()
+            finally:
+                inside += clock.monotonic() - began
+
+        async def reserve() -> Outcome:
             nonlocal candidates
             now = self._clock.time()
             waits = {d: self._capacity.wait(d, plan.demands[d], now) for d in plan.chain}
@@ -118,6 +131,9 @@ class LimitsStage:
             outcome = await self._queue.admit(attempt, keys, call.priority, until)
         except StoreUnavailable as exc:
             return self._store_down(call, plan, exc)
+        finally:
+            # time in line for capacity is reported apart from headway's own overhead
+            call.served.wait_s += max(0.0, clock.monotonic() - now - inside)
         if isinstance(outcome, Rejection):
             self._alerts.on_rejection(outcome)
             if self._events.wants("limits.rejected"):
@@ -197,7 +213,10 @@ class LimitsStage:
         price = self._prices.get(dep) if dep is not None else None
         cost = Decimal(0) if hit else price_usage(usage, price)
         actual = Actual(usage, cost)
-        if cost is not None and not hit:
+        if hit:
+            if served.cost_usd is None:  # unless the cache said so already
+                served.cost_usd = savings_usd(served.usage, price)
+        elif cost is not None:
             served.cost_usd = float(cost / MICRO)
         res = ticket.reservation
         if res is not None and res.items:
@@ -215,12 +234,13 @@ class LimitsStage:
                 # the reservation stays charged until its windows drain: safe, never overspent
                 log.warning("could not settle %s: %s", call.request_id, exc)
             self._queue.kick(i.key for i in res.items)
+        # a hit is recorded as a call that used and cost nothing upstream (see settle_only)
         self._events.emit(
             "call.settled",
             call=call,
-            usage=served.usage if hit else usage,
+            usage=usage,
             cost_usd=None if cost is None else cost / MICRO,
-            deployment=dep,
+            deployment=served.deployment if hit else dep,
         )
 
     def _moved_items(
@@ -293,12 +313,14 @@ def _provider_item(deployment: str) -> Item:
 # ---- assembly -------------------------------------------------------------------------------
 
 
-def build(runtime: RuntimeConfig, services: Services) -> LimitsStage | None:
-    """The stage, or None when neither limits nor budgets are enabled. Store, queue, capacity
-    view and alerts live in `services.extras`, so they survive config reloads."""
+def build(runtime: RuntimeConfig, services: Services) -> LimitsStage | SettleStage | None:
+    """The stage. With neither limits nor budgets enabled, the settle-only stage (no store, no
+    reservation: it prices each call and emits `call.settled` for the ledger and metrics), or
+    None when nothing needs a call's cost. Store, queue, capacity view and alerts live in
+    `services.extras`, so they survive config reloads."""
     lim, bud = runtime.file.limits, runtime.file.budgets
     if not lim.enabled and not bud.enabled:
-        return None
+        return build_settle_only(runtime, services.events)
     prices = PriceBook(runtime)
     check_config(runtime, prices)
     extras = services.extras

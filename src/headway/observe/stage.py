@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
 from headway.context import Call
-from headway.errors import HeadwayError
+from headway.errors import HeadwayError, JobQueued
 from headway.observe.metrics import Metrics, input_bucket
 from headway.pipeline import ChatHandler, StreamHandler
 from headway.services import Services
@@ -51,7 +51,7 @@ class ObserveStage:
         try:
             response = await nxt(call)
         except HeadwayError as exc:
-            self._record(call, started, f"error_{exc.status}", stream=False)
+            self._record(call, started, _outcome(exc), stream=False)
             raise
         self._record(call, started, "ok", stream=False)
         return response
@@ -60,8 +60,9 @@ class ObserveStage:
         started = self._clock.monotonic()
         outcome = "cancelled"
         first = True
+        chunks = nxt(call)
         try:
-            async for chunk in nxt(call):
+            async for chunk in chunks:
                 if first:
                     first = False
                     if call.served.ttft_s is None:
@@ -69,10 +70,21 @@ class ObserveStage:
                 yield chunk
             outcome = "ok"
         except HeadwayError as exc:
-            outcome = f"error_{exc.status}"
+            outcome = _outcome(exc)
             raise
         finally:
-            self._record(call, started, outcome, stream=True)
+            try:
+                # a caller that went away: the inner stages settle (cost) before we record
+                close = getattr(chunks, "aclose", None)
+                if close is not None:
+                    await close()
+            finally:
+                self._record(call, started, outcome, stream=True)
+
+
+def _outcome(exc: HeadwayError) -> str:
+    # a call the degradation ladder queued (202) is not an error
+    return "queued" if isinstance(exc, JobQueued) else f"error_{exc.status}"
 
 
 def build(runtime: RuntimeConfig, services: Services) -> ObserveStage | None:

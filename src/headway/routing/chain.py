@@ -7,7 +7,9 @@ one `AllAttemptsFailed` listing each attempt and why. Streams add first-token an
 and mid-stream recovery (headway.routing.streaming).
 
 `chat_with` / `stream_with` record what happened in a `Served`; the Provider methods `chat` /
-`stream` use a throwaway one, so chains nest and are tested like providers.
+`stream` use a throwaway one, so chains nest and are tested like providers. Time spent waiting on
+providers goes to `served.upstream_s` (hedged attempts racing count once), backoff to
+`served.wait_s`: neither is headway's overhead.
 """
 
 from __future__ import annotations
@@ -140,9 +142,14 @@ class Chain:
             self.res.events.emit("hedge.sent", deployment=hm.name, primary=m.name, delay_s=delay)
             return self._runner(hm, idx, probe, request, ctx)
 
-        result = await race(
-            self.res.clock, self._runner(m, cur.index, cur.probe, request, ctx), delay, launch
-        )
+        clock = self.res.clock
+        began = clock.monotonic()
+        try:
+            result = await race(
+                clock, self._runner(m, cur.index, cur.probe, request, ctx), delay, launch
+            )
+        finally:
+            cur.served.upstream_s += clock.monotonic() - began  # racing attempts count once
         for loser in result.losers:
             cur.released(loser.member, loser.probe)
         for runner, exc in result.failures[:-1] if result.winner is None else result.failures:
@@ -184,13 +191,18 @@ class Chain:
                 if first and self.policy.hedge is not None and len(self.members) > 1:
                     m, response = await self._hedged(cur, m, request, ctx)
                 else:
-                    response = await self._attempt(m, request, ctx)
+                    began = clock.monotonic()
+                    try:
+                        response = await self._attempt(m, request, ctx)
+                    finally:
+                        served.upstream_s += clock.monotonic() - began
             except HeadwayError as exc:
                 m = self.members[cur.index]
                 await cur.failed(m, exc, cur.probe)
                 decision = cur.decide(m, exc)
                 if decision.action is Action.RETRY and decision.delay > 0:
                     await clock.sleep(decision.delay)
+                    served.wait_s += decision.delay
                 elif decision.action is Action.FAIL:
                     break
                 continue

@@ -154,7 +154,11 @@ async def _hedged_open(
         res.events.emit("hedge.sent", deployment=hm.name, primary=m.name, delay_s=delay)
         return runner(hm, idx, probe)
 
-    result = await race(res.clock, runner(m, cur.index, cur.probe), delay, launch)
+    began = res.clock.monotonic()
+    try:
+        result = await race(res.clock, runner(m, cur.index, cur.probe), delay, launch)
+    finally:
+        cur.served.upstream_s += res.clock.monotonic() - began  # up to the winner's first token
     for loser in result.losers:
         cur.released(loser.member, loser.probe)
     failures = result.failures if result.winner is not None else result.failures[:-1]
@@ -206,7 +210,16 @@ async def stream_call(
                 m, chunks = await _hedged_open(chain, cur, m, request, ctx)
             else:
                 chunks = attempt_stream(chain, m, sp.request_for(mode), ctx)
-            async for chunk in chunks:
+            while True:
+                # only the wait for the provider's next chunk is upstream time; the caller's
+                # reading (while this generator is suspended in `yield`) is not
+                began = clock.monotonic()
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    served.upstream_s += clock.monotonic() - began
                 last_chunk = clock.monotonic()
                 out = sp.accept(chunk)
                 if out is None:
@@ -242,6 +255,7 @@ async def stream_call(
                 decision = cur.decide(m, exc)
                 if decision.action is Action.RETRY and decision.delay > 0:
                     await clock.sleep(decision.delay)
+                    served.wait_s += decision.delay
                 elif decision.action is Action.FAIL:
                     break
                 continue

@@ -90,8 +90,13 @@ class Terminal:
     async def stream(self, call: Call) -> AsyncIterator[ChatChunk]:
         chain, ctx = self._open(call)
         stream = chain.stream_with(call.request, ctx, call.served, call.skip_deployments)
-        async for chunk in stream:
-            yield chunk
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            close = getattr(stream, "aclose", None)  # a caller that left cancels upstream now
+            if close is not None:
+                await close()
 
 
 def redis_client(runtime: RuntimeConfig, services: Services) -> Any:

@@ -205,8 +205,9 @@ class App:
         self, answer: Response | StreamResponse, request_id: str, received: float
     ) -> Headers:
         served = answer.served
-        upstream = served.upstream_s if served is not None else 0.0
-        overhead_ms = max(0.0, (self._clock.monotonic() - received - upstream) * 1000.0)
+        # headway's own time: not the providers' (upstream_s), nor deliberate waits (wait_s)
+        away = served.upstream_s + served.wait_s if served is not None else 0.0
+        overhead_ms = max(0.0, (self._clock.monotonic() - received - away) * 1000.0)
         headers: Headers = [
             (b"content-type", answer.content_type),
             (b"x-request-id", request_id.encode()),
@@ -281,9 +282,10 @@ def create_app(
     config: str | None = None,
     mounts: Sequence[str] = MOUNTS,
 ) -> App:
-    """An app over `gateway`, or over a new Gateway for `config` (None: the embedded default)."""
+    """An app over `gateway`, or over a new Gateway for `config` (None: the embedded default),
+    built as `headway serve` builds it (spend in SQLite unless the config says otherwise)."""
     if gateway is None:
         from headway.gateway import Gateway
 
-        gateway = Gateway(config)
+        gateway = Gateway(config, ledger_default="sqlite")
     return App(gateway, mounts=mounts)

@@ -21,11 +21,12 @@ from headway.errors import (
     AllAttemptsFailed,
     BudgetExceeded,
     HeadwayError,
+    JobQueued,
     RequestTooLarge,
     UpstreamError,
     http_status,
 )
-from headway.server.http import JSON, Response
+from headway.server.http import JSON, Response, json_response
 from headway.server.routes import ErrorFormat
 
 
@@ -50,7 +51,23 @@ def should_not_retry(err: HeadwayError, served: Served | None) -> bool:
     return 400 <= status < 500 and status not in (408, 409, 429)
 
 
+def queued_response(err: JobQueued, served: Served | None) -> Response:
+    """Not an error: the degradation ladder queued the call. 202 with the job object, the same
+    body `POST /v1/jobs` answers, and where to poll it."""
+    from headway.degrade.jobs import Job
+    from headway.degrade.render import job_headers, job_json
+
+    body: dict[str, object]
+    if isinstance(err.job, Job):
+        body = job_json(err.job)
+    else:
+        body = {"id": err.job_id, "object": "headway.job", "status": "queued"}
+    return json_response(body, 202, served=served, headers=job_headers(err.job_id))
+
+
 def error_response(err: HeadwayError, error_format: ErrorFormat, served: Served | None) -> Response:
+    if isinstance(err, JobQueued):
+        return queued_response(err, served)
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in err.headers.items()]
     if err.retry_after is not None:
         delay = max(0.0, err.retry_after)

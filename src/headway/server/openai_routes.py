@@ -15,7 +15,7 @@ import orjson
 
 from headway.clock import Clock
 from headway.context import Served
-from headway.errors import ModelNotFound, PermissionDenied
+from headway.errors import ModelNotFound
 from headway.gateway import Gateway
 from headway.server.calls import build_call
 from headway.server.http import Request, Response, StreamResponse
@@ -133,10 +133,9 @@ class OpenAIRoutes:
 
     async def embeddings(self, req: Request) -> Response:
         request = parse_embed_request(req.json_object())
-        allowed = req.principal.allowed_models
-        if allowed is not None and request.model not in allowed:
-            raise PermissionDenied(f"this key may not use model `{request.model}`", param="model")
-        resp = await self._gateway.embed(request, request_id=req.request_id)
+        resp = await self._gateway.embed(
+            request, request_id=req.request_id, principal=req.principal
+        )
         return Response(embeddings_json(resp, request))
 
     def _visible(self, req: Request) -> list[ModelInfo]:

@@ -57,7 +57,8 @@ MOUNTS: tuple[str, ...] = (
     "headway.wire.anthropic.routes:mount",  # /v1/messages
     "headway.server.admin:mount",  # /admin/*
     "headway.observe.http:mount",  # /metrics, /dashboard
-    "headway.degrade.routes:mount",  # /v1/jobs/{id}
+    "headway.degrade.routes:mount",
+    "headway.cache.admin:mount",  # /v1/jobs/{id}
 )
 
 Handler = Callable[[Request], Awaitable[Answer]]

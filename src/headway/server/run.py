@@ -74,7 +74,7 @@ async def _serve(options: ServeOptions, sock: socket.socket) -> None:
     from headway.gateway import Gateway
     from headway.server.app import App
 
-    app = App(Gateway(options.config))
+    app = App(Gateway(options.config, ledger_default="sqlite"))
     server = uvicorn.Server(uvicorn_config(app, "warning"))
     await server.serve(sockets=[sock])
 

@@ -1,0 +1,106 @@
+"""The library path: what `Gateway.chat` adds over a raw call with the same HTTP client (aiohttp).
+
+Sequential calls to the bench upstream from one process, so the figure is per-call latency with
+no concurrency: raw aiohttp (post, read, orjson.loads) versus `Gateway.chat` with no policies and
+with memory-backed limits, budgets and an exact-cache lookup that misses (every message differs).
+Each variant runs `rounds` times, alternating, and keeps its best round, which removes most of the
+noise other processes on the machine add.
+
+    python -m bench.library --upstream-port 9100 --calls 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import orjson
+import yaml
+
+from bench import configs
+from bench.streams import loop_factory
+
+Call = Callable[[int], Awaitable[object]]
+
+
+async def _time(call: Call, calls: int, offset: int) -> float:
+    """Mean microseconds per call over `calls` sequential calls."""
+    start = time.perf_counter()
+    for i in range(calls):
+        await call(offset + i)
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+async def run(port: int, calls: int, rounds: int, warmup: int) -> dict[str, float]:
+    from headway.config.load import load
+    from headway.gateway import Gateway
+
+    workdir = Path(tempfile.gettempdir())  # only named in configs; the ledger is off
+
+    def gateway(kind: str) -> Gateway:
+        text = yaml.safe_dump(configs.build(kind, port, workdir))
+        return Gateway(load(text=text))
+
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
+    connector = aiohttp.TCPConnector(limit=16)
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        gateway("passthrough") as plain,
+        gateway("policies") as policies,
+    ):
+
+        async def raw(i: int) -> object:
+            body = {
+                "model": "bench-model",
+                "messages": [{"role": "user", "content": f"question {i}"}],
+                "temperature": 0,
+            }
+            async with session.post(url, data=orjson.dumps(body), headers=headers) as resp:
+                return orjson.loads(await resp.read())
+
+        def via(gw: Gateway) -> Call:
+            async def call(i: int) -> object:
+                messages = [{"role": "user", "content": f"question {i}"}]
+                return await gw.chat(model=configs.ROUTE, messages=messages, temperature=0)
+
+            return call
+
+        variants: dict[str, Call] = {"raw": raw, "gateway": via(plain), "policies": via(policies)}
+        best = {name: float("inf") for name in variants}
+        offset = 0
+        for call in variants.values():
+            await _time(call, warmup, offset)
+            offset += warmup
+        for _ in range(rounds):
+            for name, call in variants.items():
+                best[name] = min(best[name], await _time(call, calls, offset))
+                offset += calls
+    return {
+        "library_raw_us": best["raw"],
+        "library_gw_us": best["gateway"],
+        "library_added_us": best["gateway"] - best["raw"],
+        "library_policies_us": best["policies"],
+        "library_policies_added_us": best["policies"] - best["raw"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--upstream-port", type=int, required=True)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args()
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        out = runner.run(run(args.upstream_port, args.calls, args.rounds, args.warmup))
+    print(orjson.dumps(out).decode(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""What a cache entry holds, and its byte encoding (orjson; the same for every backend).
+
+An entry is the complete answer: text, tool calls, finish reason and usage. A streamed answer is
+assembled into the same value once its final chunk arrived; replay turns it back into chunks, so
+a stored stream can answer a plain call and the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+
+from headway.types import ChatChunk, ChatResponse, FinishReason, ToolCall, ToolCallDelta, Usage
+
+ENTRY_VERSION = 1
+
+
+@dataclass(slots=True, frozen=True)
+class Entry:
+    response: ChatResponse
+    stored_at: float  # wall clock, seconds
+    expires_at: float
+    tenant: str
+    model: str
+    query: str | None = None  # the single-turn text, for semantic entries
+
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.stored_at)
+
+    def fresh(self, now: float) -> bool:
+        return now < self.expires_at
+
+
+def encode(entry: Entry) -> bytes:
+    r = entry.response
+    u = r.usage
+    return orjson.dumps(
+        {
+            "v": ENTRY_VERSION,
+            "id": r.id,
+            "model": r.model,
+            "content": r.content,
+            "finish": r.finish_reason.value,
+            "usage": [
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.cache_write_tokens,
+                u.reasoning_tokens,
+            ],
+            "tools": [[t.id, t.name, t.arguments] for t in r.tool_calls],
+            "created": r.created,
+            "refusal": r.refusal,
+            "stored": entry.stored_at,
+            "expires": entry.expires_at,
+            "tenant": entry.tenant,
+            "m": entry.model,
+            "q": entry.query,
+        }
+    )
+
+
+def decode(raw: bytes) -> Entry | None:
+    """None for entries written by another version (they are treated as misses)."""
+    d = orjson.loads(raw)
+    if d.get("v") != ENTRY_VERSION:
+        return None
+    response = ChatResponse(
+        id=d["id"],
+        model=d["model"],
+        content=d["content"],
+        finish_reason=FinishReason(d["finish"]),
+        usage=Usage(*d["usage"]),
+        tool_calls=tuple(ToolCall(*t) for t in d["tools"]),
+        created=d["created"],
+        refusal=d["refusal"],
+    )
+    return Entry(response, d["stored"], d["expires"], d["tenant"], d["m"], d["q"])
+
+
+class StreamAssembler:
+    """Collects a stream's chunks into one response; `complete` only after a finish reason."""
+
+    __slots__ = ("_args", "_created", "_finish", "_id", "_model", "_text", "_tools", "_usage")
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._tools: dict[int, list[str]] = {}
+        self._args: dict[int, list[str]] = {}
+        self._finish: FinishReason | None = None
+        self._usage: Usage | None = None
+        self._id = ""
+        self._model = ""
+        self._created = 0
+
+    def add(self, chunk: ChatChunk) -> None:
+        if not self._id:
+            self._id, self._model, self._created = chunk.id, chunk.model, chunk.created
+        if chunk.text:
+            self._text.append(chunk.text)
+        for d in chunk.tool_calls:
+            slot = self._tools.setdefault(d.index, ["", ""])
+            if d.id:
+                slot[0] = d.id
+            if d.name:
+                slot[1] = d.name
+            self._args.setdefault(d.index, []).append(d.arguments)
+        if chunk.finish_reason is not None:
+            self._finish = chunk.finish_reason
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+
+    @property
+    def complete(self) -> bool:
+        return self._finish is not None
+
+    def response(self) -> ChatResponse:
+        assert self._finish is not None
+        tools = tuple(
+            ToolCall(self._tools[i][0], self._tools[i][1], "".join(self._args.get(i, [])))
+            for i in sorted(self._tools)
+        )
+        return ChatResponse(
+            id=self._id,
+            model=self._model,
+            content="".join(self._text) if self._text or not tools else None,
+            finish_reason=self._finish,
+            usage=self._usage or Usage(),
+            tool_calls=tools,
+            created=self._created,
+        )
+
+
+def replay(
+    response: ChatResponse, *, include_usage: bool = True, piece: int = 64
+) -> Iterator[ChatChunk]:
+    """A stored answer as a valid stream: a role chunk, text in pieces, tool calls, then the
+    finish (with usage, which ingress adapters emit in the caller's wire format)."""
+    rid, model, created = response.id, response.model, response.created
+    yield ChatChunk(id=rid, model=model, role="assistant", created=created)
+    text = response.content or ""
+    for start in range(0, len(text), piece):
+        yield ChatChunk(id=rid, model=model, text=text[start : start + piece], created=created)
+    for i, call in enumerate(response.tool_calls):
+        yield ChatChunk(
+            id=rid,
+            model=model,
+            tool_calls=(ToolCallDelta(i, call.id, call.name, call.arguments),),
+            created=created,
+        )
+    yield ChatChunk(
+        id=rid,
+        model=model,
+        finish_reason=response.finish_reason,
+        usage=response.usage if include_usage else None,
+        created=created,
+    )

@@ -1,0 +1,224 @@
+"""The cache stage: exact lookup, then semantic, then the rest of the pipeline; store on the way out.
+
+Controls (request header `x-headway-cache`, parsed into `call.cache_directive`):
+- `no-store`: neither read nor write the cache for this call;
+- `no-cache`: do not answer from the cache, but store the fresh answer;
+- `stale-ok`: an expired entry (within `max_stale_s`) may answer, flagged `stale`.
+
+What happened goes to `call.served.cache` (miss | exact | semantic | stale, or off when the call
+is not cacheable), `cache_similarity` and `cache_age_s`. A streamed answer is stored only after
+its final chunk; a stream that fails or is abandoned halfway stores nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from headway.cache.config import CacheConfig
+from headway.cache.entry import Entry, StreamAssembler, decode, encode, replay
+from headway.cache.index import Meta
+from headway.cache.keys import request_key, scope_of, single_turn_text
+from headway.cache.semantic import Lookup, SemanticCache
+from headway.cache.store import CacheStore
+from headway.cache.ttl import Decision, TtlPolicy
+from headway.clock import Clock
+from headway.config.runtime import RuntimeConfig
+from headway.context import Call
+from headway.pipeline import ChatHandler, StreamHandler
+from headway.services import Services
+from headway.types import ChatChunk, ChatResponse
+
+
+@dataclass(slots=True)
+class _Plan:
+    decision: Decision
+    key: str
+    tenant: str
+    scope_id: str
+    text: str | None  # single-turn text when the semantic cache applies
+    lookup: Lookup | None = None
+
+
+class CacheStage:
+    name = "cache"
+
+    def __init__(
+        self,
+        cfg: CacheConfig,
+        store: CacheStore,
+        semantic: SemanticCache | None,
+        clock: Clock,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.semantic = semantic
+        self.policy = TtlPolicy(cfg)
+        self._clock = clock
+        self._closed = False
+
+    # ---- planning -----------------------------------------------------------------------------
+
+    def _tenant(self, call: Call) -> str:
+        return call.principal.tenant if self.cfg.scope == "tenant" else "*"
+
+    def _plan(self, call: Call) -> _Plan | None:
+        if call.cache_directive == "no-store":
+            return None
+        decision = self.policy.cacheable(call.request, call.task)
+        if not decision.store:
+            return None
+        request = call.request
+        tenant = self._tenant(call)
+        text = None
+        if self.semantic is not None:
+            route = self.policy.route(request.model)
+            if route is None or route.semantic is not False:
+                text = single_turn_text(request)
+                if text is None and not self.cfg.semantic.single_turn_only:
+                    text = "\n".join(m.text() for m in request.messages if m.role == "user")
+        scope = scope_of(request, tenant)
+        fmt = (
+            "-" if request.response_format is None else str(sorted(request.response_format.items()))
+        )
+        return _Plan(decision, request_key(request, tenant), tenant, f"{scope.id()}|{fmt}", text)
+
+    async def _entry(self, key: str) -> Entry | None:
+        raw = await self.store.get(key)
+        return decode(raw) if raw is not None else None
+
+    async def _find(self, call: Call, plan: _Plan) -> ChatResponse | None:
+        """A cached answer for the call, recording how it was found; None on a miss."""
+        now = self._clock.time()
+        served = call.served
+        stale_ok = call.cache_directive == "stale-ok"
+        entry = await self._entry(plan.key)
+        if entry is not None and entry.fresh(now):
+            served.cache, served.cache_age_s = "exact", entry.age(now)
+            served.usage = entry.response.usage
+            return entry.response
+        stale = entry if entry is not None and stale_ok else None
+        if self.semantic is not None and plan.text is not None:
+            plan.lookup = await self.semantic.lookup(plan.scope_id, plan.text, now=now)
+            hit = plan.lookup.hit
+            if hit is not None:
+                found = await self._entry(hit.key)
+                if found is None:
+                    await self.semantic.index.remove(self.semantic.scope(plan.scope_id), hit.key)
+                elif found.fresh(now):
+                    served.cache, served.cache_age_s = "semantic", found.age(now)
+                    served.cache_similarity = round(hit.similarity, 4)
+                    served.headers["x-headway-cache-similarity"] = f"{hit.similarity:.4f}"
+                    served.usage = found.response.usage
+                    return found.response
+                elif stale is None and stale_ok:
+                    stale = found
+        if stale is not None:
+            served.cache, served.cache_age_s = "stale", stale.age(now)
+            served.usage = stale.response.usage
+            return stale.response
+        served.cache = "miss"
+        return None
+
+    async def _store(self, call: Call, plan: _Plan, response: ChatResponse) -> None:
+        decision = self.policy.for_response(plan.decision, response)
+        if not decision.store:
+            return
+        now = self._clock.time()
+        keep = decision.ttl_s + self.cfg.max_stale_s
+        entry = Entry(
+            response, now, now + decision.ttl_s, plan.tenant, call.request.model, plan.text
+        )
+        raw = encode(entry)
+        if len(raw) > self.cfg.max_entry_bytes:
+            return
+        await self.store.set(plan.key, raw, keep_s=keep, now=now)
+        if self.semantic is not None and plan.text is not None:
+            vector = plan.lookup.vector if plan.lookup is not None else None
+            if plan.lookup is None or plan.lookup.cacheable:
+                await self.semantic.add(
+                    plan.scope_id,
+                    plan.key,
+                    plan.text,
+                    keep_until=now + keep,
+                    meta=Meta(plan.tenant, call.request.model),
+                    vector=vector,
+                )
+
+    # ---- the stage ----------------------------------------------------------------------------
+
+    async def chat(self, call: Call, nxt: ChatHandler) -> ChatResponse:
+        plan = self._plan(call)
+        if plan is None:
+            return await nxt(call)
+        if call.cache_directive != "no-cache":
+            cached = await self._find(call, plan)
+            if cached is not None:
+                return cached
+        else:
+            call.served.cache = "miss"
+        response = await nxt(call)
+        await self._store(call, plan, response)
+        return response
+
+    async def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
+        plan = self._plan(call)
+        if plan is None:
+            async for chunk in nxt(call):
+                yield chunk
+            return
+        if call.cache_directive != "no-cache":
+            cached = await self._find(call, plan)
+            if cached is not None:
+                for chunk in replay(cached):
+                    yield chunk
+                return
+        else:
+            call.served.cache = "miss"
+        assembler = StreamAssembler()
+        async for chunk in nxt(call):
+            assembler.add(chunk)
+            yield chunk
+        # Reached only when the upstream stream ended normally; an error or a caller that
+        # went away leaves the generator before this line, so partial answers are never stored.
+        if assembler.complete:
+            await self._store(call, plan, assembler.response())
+
+    # ---- for the degradation ladder and the admin API ----------------------------------------
+
+    async def lookup_stale(self, call: Call) -> tuple[ChatResponse, float] | None:
+        """Any kept answer for the call, fresh or expired (up to max_stale_s): (response, age)."""
+        plan = self._plan(call)
+        if plan is None:
+            return None
+        now = self._clock.time()
+        entry = await self._entry(plan.key)
+        if entry is None and self.semantic is not None and plan.text is not None:
+            lookup = await self.semantic.lookup(plan.scope_id, plan.text, now=now)
+            if lookup.hit is not None:
+                entry = await self._entry(lookup.hit.key)
+        if entry is None:
+            return None
+        return entry.response, entry.age(now)
+
+    async def purge(self, *, tenant: str | None = None, model: str | None = None) -> int:
+        """Drop the entries of a tenant and/or a model (route alias or model name)."""
+        count = await self.store.purge(tenant=tenant, model=model)
+        if self.semantic is not None:
+            await self.semantic.index.purge(tenant=tenant, model=model)
+        return count
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.store.aclose()
+        if self.semantic is not None:
+            await self.semantic.index.aclose()
+            await self.semantic.embedder.aclose()
+
+
+def build(runtime: RuntimeConfig, services: Services) -> CacheStage | None:
+    from headway.cache.factory import build_stage
+
+    return build_stage(runtime, services)

@@ -1,0 +1,151 @@
+"""Settlement without limits: what each call used and cost, when no limit or budget is enforced.
+
+With `limits` and `budgets` both off there is nothing to reserve, yet spend must still be recorded
+(the ledger listens to `call.settled`) and counted (metrics read `served.cost_usd`). This stage is
+the after-call half of the limits stage and nothing else: no planning, no store round trip. Once
+a call is over (a stream: when it ends, breaks, or the client goes away) it prices the usage with
+the pricing table, sets `served.cost_usd` and emits `call.settled` as the full stage does.
+
+Both modes agree on what a call is worth:
+- answered upstream: the provider's reported usage at the serving deployment's price; a stream
+  cut before its usage arrived is charged the input estimate plus the output already streamed;
+- failed before any output: zero usage, zero cost (still one row: the call was made);
+- a cache hit (exact, semantic, stale): zero usage and zero cost in `call.settled`, so the
+  ledger's tokens and dollars are what providers billed. What the hit avoided (the cached
+  answer's usage at the price of the deployment that would have served it) goes to
+  `served.cost_usd`, unless the cache stage set it; the observe stage counts it as
+  `headway_cache_savings_usd`, never as spend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+from headway import tokens
+from headway.budgets.pricing import PriceBook
+from headway.budgets.values import MICRO
+from headway.config.runtime import RuntimeConfig
+from headway.context import Call
+from headway.limits.estimate import Demand, Estimator
+from headway.limits.settle import actual_usage, price_usage, savings_usd
+from headway.observe.events import EventBus
+from headway.pipeline import ChatHandler, StreamHandler
+from headway.types import ChatChunk, ChatResponse, Usage
+
+EVENT = "call.settled"
+_HITS = ("exact", "semantic", "stale")
+
+
+class SettleStage:
+    name = "settle"
+
+    def __init__(
+        self, runtime: RuntimeConfig, prices: PriceBook, estimator: Estimator, events: EventBus
+    ) -> None:
+        self._prices = prices
+        self._estimator = estimator
+        self._events = events
+        self._deps = runtime.deployments
+        #: requested name -> the deployment a fresh call would try first
+        self._first: dict[str, str] = {name: r.chain[0] for name, r in runtime.routes.items()}
+        for name, dep in runtime.deployments.items():
+            if not dep.model.embeddings:
+                self._first[name] = name
+        self._task_routes = dict(runtime.file.routing)
+
+    def _first_of(self, call: Call) -> str | None:
+        first = self._first.get(call.request.model)
+        if first is None and call.task is not None and call.task in self._task_routes:
+            first = self._first.get(self._task_routes[call.task])
+        return first
+
+    def _estimate(self, call: Call, dep: str | None) -> Demand:
+        """The input estimate for a stream cut before its usage (rare: counted only then)."""
+        deployment = self._deps.get(dep) if dep is not None else None
+        if deployment is None:
+            return Demand(self._estimator.count_input(call.request, tokens.DEFAULT_ENCODING), 0)
+        return self._estimator.demand(call.request, deployment, 0)
+
+    def settle(
+        self, call: Call, reported: Usage | None, *, started: bool, parts: list[str] | None = None
+    ) -> None:
+        served = call.served
+        if served.cache in _HITS:
+            if served.cost_usd is None:
+                first = self._first_of(call)
+                served.cost_usd = savings_usd(
+                    served.usage, self._prices.get(first) if first is not None else None
+                )
+            self._emit(call, Usage(), Decimal(0), served.deployment)
+            return
+        dep = served.deployment or self._first_of(call)
+        usage = reported if reported is not None else served.usage
+        if usage is None and started:
+            streamed = self._estimator.streamed_output("".join(parts)) if parts else 0
+            usage = actual_usage(
+                None,
+                cache_hit=False,
+                started=True,
+                demand=self._estimate(call, dep),
+                streamed_tokens=streamed,
+            )
+        if usage is None:
+            usage = Usage()
+        price = self._prices.get(dep) if dep is not None else None
+        cost = price_usage(usage, price)
+        if cost is not None:
+            served.cost_usd = float(cost / MICRO)
+        self._emit(call, usage, cost, dep)
+
+    def _emit(self, call: Call, usage: Usage, cost: Decimal | None, dep: str | None) -> None:
+        if self._events.wants(EVENT):
+            self._events.emit(
+                EVENT,
+                call=call,
+                usage=usage,
+                cost_usd=None if cost is None else cost / MICRO,
+                deployment=dep,
+            )
+
+    async def chat(self, call: Call, nxt: ChatHandler) -> ChatResponse:
+        try:
+            response = await nxt(call)
+        except BaseException:
+            self.settle(call, None, started=False)
+            raise
+        self.settle(call, response.usage, started=True)
+        return response
+
+    async def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
+        usage: Usage | None = None
+        parts: list[str] = []
+        started = False
+        chunks = nxt(call)
+        try:
+            async for chunk in chunks:
+                started = True
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.text:
+                    parts.append(chunk.text)
+                for delta in chunk.tool_calls:
+                    parts.append((delta.name or "") + delta.arguments)
+                yield chunk
+        finally:
+            try:
+                # the client went away: close the upstream stream too, before accounting
+                close = getattr(chunks, "aclose", None)
+                if close is not None:
+                    await close()
+            finally:
+                self.settle(call, usage, started=started, parts=parts)
+
+
+def build_settle_only(runtime: RuntimeConfig, events: EventBus) -> SettleStage | None:
+    """The stage when limits and budgets are off, if anyone needs a call's cost: the ledger
+    (`call.settled`) or the cost and savings metrics (`served.cost_usd`)."""
+    file = runtime.file
+    if not (file.ledger.enabled or file.observe.metrics):
+        return None
+    return SettleStage(runtime, PriceBook(runtime), Estimator(file.limits.estimate), events)
