@@ -58,7 +58,7 @@ MOUNTS: tuple[str, ...] = (
     "headway.server.admin:mount",  # /admin/*
     "headway.observe.http:mount",  # /metrics, /dashboard
     "headway.degrade.routes:mount",
-    "headway.cache.admin:mount",  # /v1/jobs/{id}
+    "headway.cache.admin:mount",  # DELETE /admin/cache
 )
 
 Handler = Callable[[Request], Awaitable[Answer]]
