@@ -137,7 +137,7 @@ async def test_admin_purge_through_the_server() -> None:
 
     async with (
         stack() as (fake, gw),
-        running(gw, mounts=(*MOUNTS, "headway.cache.admin:mount")) as base,
+        running(gw, mounts=MOUNTS) as base,
     ):
         client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="sk-test", max_retries=0)
         async with client, aiohttp.ClientSession() as session:
