@@ -1,52 +1,55 @@
 """The one upstream HTTP client every HTTP provider shares.
 
-aiohttp, because it costs less than half of httpx per call here (deps.md). One connection pool
-per upstream origin, sized by the first provider that uses it (`ProviderSection.max_connections`),
-with keep-alive. Sessions are created on first use, inside the running event loop, so building a
-`Transport` does no I/O and a Gateway can be constructed outside a loop.
+headway's own HTTP/1.1 client: a keep-alive pool per upstream origin (`pool.py`) of
+`asyncio.Protocol` connections parsed by `httptools` (`conn.py`), with request bytes cached
+wherever they repeat (`encode.py`). aiohttp's client cost ~140-280 us of CPU per request here,
+more than all of headway's own code (docs/performance.md, 3.1); this one ~23 us (uvloop, sequential
+calls to the bench upstream). It runs on uvloop and on the default asyncio loop alike.
+
+One pool per origin, sized by the first provider that uses it (`ProviderSection.max_connections`).
+Pools are created on first use, inside the running event loop, so building a `Transport` does no
+I/O and a Gateway can be constructed outside a loop.
 
 Failures come out as headway errors and nothing else: a timeout is `UpstreamTimeout`, a refused or
 dropped connection `UpstreamError`, and a body that breaks off after the headers arrived
 `StreamInterrupted`. Statuses are not judged here; the provider's wire format classifies them.
+
+A request is sent a second time, on a fresh connection, only when it cannot have been processed
+the first time: when the pooled connection it was given turned out closed before the request was
+written, or when a *reused* connection ended without a single response byte and the request is
+safe to repeat (an idempotent method, or an `Idempotency-Key` header). The second case is the
+race of a server closing an idle keep-alive connection just as a request is sent; a POST there is
+not repeated, because a server that read it may have acted on it (and billed it). Its failure is
+an ordinary `UpstreamError`, which the routing layer's retry and fallback handle.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+import ssl
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from headway.errors import StreamInterrupted, UpstreamError, UpstreamTimeout
 from headway.providers.base import HttpCall
 from headway.services import Services
+from headway.transport.conn import Connection
+from headway.transport.encode import Origin, header_block, parse_origin, request_line, with_body
+from headway.transport.pool import Pool
 
-_JSON = "application/json"
-_MAX_CACHED_URLS = 1024
+_MAX_CACHED = 1024
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 @dataclass(slots=True)
 class HttpResult:
     status: int
-    headers: Mapping[str, str]  # case-insensitive (a multidict)
+    headers: Mapping[str, str]  # case-insensitive (`headway.transport.headers.Headers`)
     body: bytes
-
-
-def _origin(base_url: str) -> str:
-    url = URL(base_url)
-    return f"{url.scheme}://{url.host}:{url.port}"
-
-
-def _body(call: HttpCall, headers: Mapping[str, str]) -> tuple[bytes | None, Mapping[str, str]]:
-    if call.body is None:
-        return None, headers
-    if "Content-Type" not in headers and "content-type" not in headers:
-        headers = {**headers, "Content-Type": _JSON}
-    return orjson.dumps(call.body), headers
 
 
 def _timed_out(what: str, timeout: float | None) -> str:
@@ -58,54 +61,66 @@ def _timed_out(what: str, timeout: float | None) -> str:
 class UpstreamStream:
     """An open response whose status and headers are known and whose body is read in chunks."""
 
-    __slots__ = ("_resp", "headers", "status")
+    __slots__ = ("_conn", "_loop", "_pool", "headers", "status")
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
-        self._resp = resp
-        self.status: int = resp.status
-        self.headers: Mapping[str, str] = resp.headers
+    def __init__(self, pool: Pool, conn: Connection) -> None:
+        self._pool = pool
+        self._loop = pool.loop
+        self._conn: Connection | None = conn
+        self.status: int = conn.status
+        self.headers: Mapping[str, str] = conn.headers
 
     async def read(self, timeout: float | None = None) -> bytes:
         """The rest of the body at once (error responses)."""
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._resp.read()
-        except TimeoutError:
-            raise UpstreamTimeout("upstream response body timed out") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream response body failed: {exc!r}") from exc
+        conn = self._conn
+        if conn is None:
+            return b""
+        deadline = None if timeout is None else self._loop.time() + timeout
+        if not await conn.wait_done(deadline):
+            raise UpstreamTimeout("upstream response body timed out")
+        if not conn.done:
+            raise UpstreamError(f"upstream response body failed: {conn.error}")
+        return conn.take()
 
     async def next_chunk(self, timeout: float | None = None) -> bytes:
-        """The bytes that arrived next (at least one), or b"" at the end of the body.
-        `timeout` bounds this read alone, which is how stall and TTFT limits are enforced."""
-        content = self._resp.content
-        try:
-            if timeout is None:
-                return await content.readany()
-            async with asyncio.timeout(timeout):
-                return await content.readany()
-        except TimeoutError:
-            raise UpstreamTimeout("no data from upstream in time") from None
-        except aiohttp.ClientError as exc:
-            raise StreamInterrupted(f"upstream stream broke: {exc!r}") from exc
+        """Every body byte that arrived since the last call (at least one), or b"" at the end
+        of the body. `timeout` bounds this read alone, which is how stall and TTFT limits are
+        enforced."""
+        conn = self._conn
+        if conn is None:
+            return b""
+        if conn.buffered:
+            return conn.take()
+        if conn.done:
+            return b""
+        deadline = None if timeout is None else self._loop.time() + timeout
+        while True:
+            if conn.error is not None:
+                raise StreamInterrupted(f"upstream stream broke: {conn.error}")
+            if not await conn.wait(deadline):
+                raise UpstreamTimeout("no data from upstream in time")
+            if conn.buffered:
+                return conn.take()
+            if conn.done:
+                return b""
 
     async def drain(self, timeout: float) -> None:
         """Read what is left of a finished body (the chunked terminator), so the connection can
         go back to the pool instead of being closed."""
-        content = self._resp.content
-        try:
-            async with asyncio.timeout(timeout):
-                while not content.at_eof() and await content.readany():
-                    pass
-        except (TimeoutError, aiohttp.ClientError):
-            pass  # the connection is closed instead of reused; nothing is lost
+        conn = self._conn
+        if conn is None:
+            return
+        deadline = self._loop.time() + timeout
+        while not conn.done and conn.error is None:
+            conn.take()
+            if not await conn.wait(deadline):
+                return  # the connection is closed instead of reused; nothing is lost
 
     def close(self) -> None:
         """Back to the pool when the body was read to the end, otherwise closed."""
-        if self._resp.content.at_eof():
-            self._resp.release()
-        else:
-            self._resp.close()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool.release(conn)
 
     # async iteration without per-read limits, for callers that need none
     def __aiter__(self) -> UpstreamStream:
@@ -121,7 +136,7 @@ class UpstreamStream:
 class _StreamContext:
     __slots__ = ("_open", "_stream")
 
-    def __init__(self, opener: Awaitable[UpstreamStream]) -> None:
+    def __init__(self, opener: Coroutine[Any, Any, UpstreamStream]) -> None:
         self._open = opener
         self._stream: UpstreamStream | None = None
 
@@ -139,8 +154,22 @@ class _StreamContext:
             self._stream.close()
 
 
+@dataclass(slots=True)
+class _Base:
+    origin: Origin
+    pool: Pool
+
+
+@dataclass(slots=True, frozen=True)
+class PoolStats:
+    open: int  # connections counted against the limit: busy, idle and connecting
+    idle: int
+
+
 class Transport:
-    """Pooled upstream HTTP. Use `transport_for(services)` to get the Gateway's instance."""
+    """Pooled upstream HTTP. Use `transport_for(services)` to get the Gateway's instance.
+
+    `ssl_context` verifies https upstreams; the default is the system's trust store."""
 
     def __init__(
         self,
@@ -148,54 +177,104 @@ class Transport:
         connect_timeout: float = 5.0,
         keepalive_timeout: float = 60.0,
         default_max_connections: int = 256,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.keepalive_timeout = keepalive_timeout
         self.default_max_connections = default_max_connections
-        self._pools: dict[str, aiohttp.ClientSession] = {}  # origin -> session
-        self._by_base: dict[str, aiohttp.ClientSession] = {}  # base URL -> the same sessions
-        self._urls: dict[tuple[str, ...], URL] = {}
+        self._ssl = ssl_context
+        self._pools: dict[str, Pool] = {}  # origin -> pool
+        self._bases: dict[str, _Base] = {}  # base URL -> its origin and pool
+        self._lines: dict[tuple[str, ...], bytes] = {}  # (base, method, path, query) -> line
+        self._blocks: dict[tuple[Any, ...], tuple[bytes, bool]] = {}  # header set -> bytes
         self._closed = False
 
-    # ---- pools and URLs -----------------------------------------------------------------------
+    # ---- pools and request bytes --------------------------------------------------------------
 
-    def _session(self, base_url: str, max_connections: int | None) -> aiohttp.ClientSession:
-        session = self._by_base.get(base_url)
-        if session is not None:
-            return session
+    def _base(self, base_url: str, max_connections: int | None) -> _Base:
+        base = self._bases.get(base_url)
+        if base is not None:
+            return base
         if self._closed:
             raise UpstreamError("the upstream transport is closed")
-        origin = _origin(base_url)
-        session = self._pools.get(origin)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
+        origin = parse_origin(base_url)
+        pool = self._pools.get(origin.key)
+        if pool is None or pool.closed:
+            if origin.tls and self._ssl is None:
+                self._ssl = ssl.create_default_context()  # loads the trust store: once
+            pool = Pool(
+                origin.host,
+                origin.port,
+                self._ssl if origin.tls else None,
                 limit=max_connections or self.default_max_connections,
-                limit_per_host=0,  # one pool per origin already; its limit is the host's
+                connect_timeout=self.connect_timeout,
                 keepalive_timeout=self.keepalive_timeout,
-                ttl_dns_cache=300,
             )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
-                raise_for_status=False,
-            )
-            self._pools[origin] = session
-        self._by_base[base_url] = session
-        return session
+            self._pools[origin.key] = pool
+        base = self._bases[base_url] = _Base(origin, pool)
+        return base
 
-    def _url(self, base_url: str, call: HttpCall) -> URL:
-        key: tuple[str, ...] = (base_url, call.path)
+    def _request_bytes(
+        self, base_url: str, base: _Base, call: HttpCall, headers: Mapping[str, str]
+    ) -> tuple[bytes, bool]:
+        """The request to write, and whether it may be sent twice."""
+        key: tuple[str, ...] = (base_url, call.method, call.path)
         if call.query:
-            key += tuple(f"{k}={v}" for k, v in sorted(call.query.items()))
-        url = self._urls.get(key)
-        if url is None:
-            url = URL(base_url.rstrip("/") + call.path)
-            if call.query:
-                url = url.update_query(call.query)
-            if len(self._urls) >= _MAX_CACHED_URLS:
-                self._urls.clear()
-            self._urls[key] = url
-        return url
+            key += tuple(f"{k}={v}" for k, v in call.query.items())
+        line = self._lines.get(key)
+        if line is None:
+            line = request_line(base.origin, call.method, call.path, call.query)
+            if len(self._lines) >= _MAX_CACHED:
+                self._lines.clear()
+            self._lines[key] = line
+        body = None if call.body is None else orjson.dumps(call.body)
+        block_key = (tuple(headers.items()), body is not None)
+        block = self._blocks.get(block_key)
+        if block is None:
+            block = header_block(headers, body is not None)
+            if len(self._blocks) >= _MAX_CACHED:
+                self._blocks.clear()
+            self._blocks[block_key] = block
+        safe = block[1] or call.method in _IDEMPOTENT
+        return with_body(line + block[0], call.method, body), safe
+
+    async def _exchange(
+        self,
+        base_url: str,
+        base: _Base,
+        call: HttpCall,
+        headers: Mapping[str, str],
+        deadline: float | None,
+        *,
+        whole: bool,
+    ) -> tuple[Pool, Connection]:
+        """Send the request and wait for its whole answer (`whole`) or its head. Raises
+        `TimeoutError` on the deadline, `UpstreamError` for the rest."""
+        pool = base.pool
+        data, safe = self._request_bytes(base_url, base, call, headers)
+        head = call.method == "HEAD"
+        for attempt in (1, 2):
+            conn = await pool.acquire(deadline)
+            conn.send(data, collect=whole, head=head)
+            try:
+                if whole:
+                    answered = await conn.wait_done(deadline)
+                else:
+                    answered = await conn.wait_headers(deadline)
+            except BaseException:  # cancelled: the answer is unwanted, so is the connection
+                pool.release(conn)
+                raise
+            if not answered:
+                pool.release(conn)
+                raise TimeoutError
+            if conn.done or (conn.status and not whole):
+                return pool, conn
+            pool.release(conn)
+            repeat = not conn.sent or (conn.uses > 1 and not conn.got_bytes and safe)
+            if attempt == 1 and repeat:
+                continue
+            raise UpstreamError(f"upstream request failed: {conn.error}")
+        raise AssertionError("unreachable")
 
     # ---- requests -----------------------------------------------------------------------------
 
@@ -209,23 +288,17 @@ class Transport:
         max_connections: int | None = None,
     ) -> HttpResult:
         """Send `call` and read the whole response. `timeout`: seconds for everything."""
-        session = self._session(base_url, max_connections)
-        data, headers = _body(call, headers)
+        base = self._base(base_url, max_connections)
         if timeout is not None and timeout <= 0:
             raise UpstreamTimeout("deadline passed before the request was sent")
+        deadline = None if timeout is None else base.pool.loop.time() + timeout
         try:
-            async with (
-                asyncio.timeout(timeout),
-                session.request(
-                    call.method, self._url(base_url, call), data=data, headers=headers
-                ) as resp,
-            ):
-                body = await resp.read()
-                return HttpResult(resp.status, resp.headers, body)
+            pool, conn = await self._exchange(base_url, base, call, headers, deadline, whole=True)
         except TimeoutError:
             raise UpstreamTimeout(_timed_out("answer", timeout)) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream request failed: {exc!r}") from exc
+        result = HttpResult(conn.status, conn.headers, conn.take())
+        pool.release(conn)
+        return result
 
     def stream(
         self,
@@ -249,28 +322,32 @@ class Transport:
         timeout: float | None,
         max_connections: int | None,
     ) -> UpstreamStream:
-        session = self._session(base_url, max_connections)
-        data, headers = _body(call, headers)
+        base = self._base(base_url, max_connections)
         if timeout is not None and timeout <= 0:
             raise UpstreamTimeout("deadline passed before the request was sent")
+        deadline = None if timeout is None else base.pool.loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                resp = await session.request(
-                    call.method, self._url(base_url, call), data=data, headers=headers
-                )
+            pool, conn = await self._exchange(base_url, base, call, headers, deadline, whole=False)
         except TimeoutError:
             raise UpstreamTimeout(_timed_out("send headers", timeout)) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream request failed: {exc!r}") from exc
-        return UpstreamStream(resp)
+        return UpstreamStream(pool, conn)
+
+    def pool_stats(self, base_url: str) -> PoolStats:
+        """How many connections the pool serving `base_url` holds (zeros before its first use)."""
+        base = self._bases.get(base_url)
+        if base is None:
+            return PoolStats(0, 0)
+        return PoolStats(base.pool.open_connections, base.pool.idle_connections)
 
     async def aclose(self) -> None:
         self._closed = True
-        sessions = list(self._pools.values())
+        pools = list(self._pools.values())
         self._pools.clear()
-        self._by_base.clear()
-        for session in sessions:
-            await session.close()
+        self._bases.clear()
+        for pool in pools:
+            pool.close()
+        if pools:
+            await asyncio.sleep(0)  # let the closed sockets report their end to their owners
 
 
 def transport_for(services: Services) -> Transport:
