@@ -16,7 +16,15 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from headway.gateway import Gateway
 from headway.providers.fake import RunningFake
-from tests.chaos.helpers import MESSAGES, PROMPT, Events, Stopwatch, fakes, gateway
+from tests.chaos.helpers import (
+    MESSAGES,
+    PROMPT,
+    Events,
+    Stopwatch,
+    fakes,
+    gateway,
+    requests_at,
+)
 from tests.server.helpers import running
 
 WIRES = ("openai", "anthropic")
@@ -107,10 +115,11 @@ async def test_a_broken_stream_reaches_the_client_whole(
             with Stopwatch() as clean:
                 first = await read(wire, base)  # warm-up, and the time of a clean attempt
             await primary.control(**FAULTS[fault])
+            before = await requests_at(primary)
             with Stopwatch() as sw:
                 got = await read(wire, base)
+            primary_attempts = await requests_at(primary) - before
     assert first.text == whole
-    bound = STALL_S + clean.took * 1.5 + 0.1
     print(
         f"\n{fault} [{wire}]: client got {len(got.text)}/{len(whole)} chars, whole="
         f"{got.text == whole}, finish={got.finish}, {sw.took:.3f}s "
@@ -121,7 +130,12 @@ async def test_a_broken_stream_reaches_the_client_whole(
     assert got.finish in ("stop", "end_turn")
     assert events.kinds("stream.") == ["stream.interrupted", "stream.recovered"]
     if fault.startswith("stall"):
-        assert sw.took <= bound
+        # a deployment that went quiet is left for the rest of the answer, not tried again
+        # (a cut or a bad chunk may be retried in place: those faults hit one request only)
+        assert primary_attempts == 1
+        # the stall was cut at the stall deadline, not waited out (it lasts 15x longer); a
+        # structural bound, not a speed assertion: the wait is STALL_S plus one clean attempt
+        assert sw.took < FAULTS[fault]["stall_s"]
 
 
 @pytest.mark.parametrize("wire", WIRES)

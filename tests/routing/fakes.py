@@ -43,6 +43,8 @@ class Act:
     cut_after: int | None = None
     stall_after: int | None = None
     stall_s: float = 0.0
+    #: after the stall, report it as an interruption: an HTTP provider's own stall limit fires
+    stall_breaks: bool = False
     malformed_at: int | None = None
     usage: bool = True
 
@@ -145,6 +147,8 @@ class FakeProvider:
                     raise StreamInterrupted("malformed chunk", provider=self.name)
                 if act.stall_after is not None and i == act.stall_after:
                     await self._wait(act.stall_s)
+                    if act.stall_breaks:
+                        raise StreamInterrupted("no data from upstream in time", provider=self.name)
                 if i:
                     await self._wait(act.per_token)
                 yield ChatChunk(id=cid, model=self.name, text=tok)

@@ -101,6 +101,26 @@ async def test_stall_after_20_tokens_recovers_on_the_next_deployment(fake_clock:
     assert rec.events[0].data["error"].startswith("stalled")
 
 
+async def test_a_stall_the_provider_reports_as_a_break_still_moves_on(
+    fake_clock: FakeClock,
+) -> None:
+    """The provider's own stall limit can fire before the chain's (here after 4.6 s of silence,
+    against the chain's 5 s) and report an interruption; the silence before it still marks the
+    deployment as stalled, so recovery goes to the next deployment instead of retrying it."""
+    primary = FakeProvider(
+        "primary",
+        fake_clock,
+        [Act(stall_after=20, stall_s=4.6, stall_breaks=True, per_token=0.01)],
+    )
+    secondary = FakeProvider("secondary", fake_clock, [Act(ttft=0.3, per_token=0.01)])
+    chain, _ = make_chain(fake_clock, [primary, secondary], stream=STREAM)
+    served = Served()
+    chunks, _ = await run(fake_clock, chain, served)
+    assert text(chunks) == ANSWER
+    assert primary.calls == 1 and secondary.calls == 1
+    assert served.deployment == "secondary"
+
+
 async def test_one_malformed_chunk_is_recovered(fake_clock: FakeClock) -> None:
     p = FakeProvider("primary", fake_clock, [Act(malformed_at=30), OK])
     chain, _ = make_chain(fake_clock, [p], stream=STREAM)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -104,6 +105,81 @@ def test_flush_dispatches_complete_data_lines_but_drops_a_truncated_line() -> No
 
 def test_invalid_utf8_is_replaced_not_raised() -> None:
     assert parse(b"data: \xff\n\n")[0].data == "\ufffd"
+
+
+# ---- the bytes-level parser ---------------------------------------------------------------------
+
+
+def test_data_is_kept_as_the_bytes_that_were_sent() -> None:
+    raw = 'data: {"t":"héllo 🌍"}\n\n'.encode()
+    (event,) = parse(raw)
+    assert event.raw == '{"t":"héllo 🌍"}'.encode()
+    assert event.data == '{"t":"héllo 🌍"}'
+    assert event.json() == {"t": "héllo 🌍"}
+
+
+@pytest.mark.parametrize("line", [b'data:{"a":1}', b'data: {"a":1}'])
+def test_data_with_or_without_the_space(line: bytes) -> None:
+    assert [e.raw for e in parse(line + b"\n\n")] == [b'{"a":1}']
+
+
+def test_several_events_in_one_read_and_a_boundary_split_between_reads() -> None:
+    parser = SSEParser()
+    assert [e.raw for e in parser.feed(b"data: 1\n\ndata: 2\n\ndata: 3\n")] == [b"1", b"2"]
+    assert [e.raw for e in parser.feed(b"\ndata: 4\n\n")] == [b"3", b"4"]
+    assert parser.flush() == []
+
+
+def test_an_event_arriving_a_byte_at_a_time() -> None:
+    raw = (
+        b'event: delta\r\nid: 9\r\ndata: {"a":\r\ndata: "b"}\r\n: note\r\n\r\ndata: [DONE]\r\n\r\n'
+    )
+    parser = SSEParser()
+    events = [e for i in range(len(raw)) for e in parser.feed(raw[i : i + 1])]
+    assert events == [
+        SSEEvent(data=b'{"a":\n"b"}', event="delta", id="9"),
+        SSEEvent(data=b"[DONE]", id="9"),
+    ]
+
+
+def test_utf8_split_across_reads_stays_bytes_exact() -> None:
+    raw = "data: ü€𝄞\n\n".encode()
+    for cut in range(len(raw) + 1):
+        parser = SSEParser()
+        events = parser.feed(raw[:cut]) + parser.feed(raw[cut:]) + parser.flush()
+        assert [e.raw for e in events] == ["ü€𝄞".encode()]
+
+
+def test_byte_order_mark_split_across_reads_is_stripped() -> None:
+    parser = SSEParser()
+    assert parser.feed(b"\xef") == [] and parser.feed(b"\xbb") == []
+    assert parser.feed(b"\xbfdata: x\n\n") == [SSEEvent(data="x")]
+
+
+def test_comments_and_runs_of_blank_lines_make_no_events() -> None:
+    raw = b": keep-alive\n\n\n\n: another\n\ndata: x\n\n\n\n\ndata: y\n\n"
+    assert [e.raw for e in parse(raw)] == [b"x", b"y"]
+    assert parse(b": only comments\n\n:\n\n") == []
+
+
+def test_a_carriage_return_at_the_end_of_a_read() -> None:
+    parser = SSEParser()
+    assert parser.feed(b"data: a\r\n\r") == [SSEEvent(data="a")]
+    assert parser.feed(b"\ndata: b\r\r") == [SSEEvent(data="b")]  # \r\n was one line end
+
+
+def test_invalid_utf8_in_json_data_is_replaced_not_fatal() -> None:
+    (event,) = parse(b'data: {"t":"a\xffb"}\n\n')
+    assert event.json() == {"t": "a\ufffdb"}
+    (bad,) = parse(b"data: {nope\n\n")
+    with pytest.raises(orjson.JSONDecodeError):
+        bad.json()
+
+
+def test_events_are_values() -> None:
+    assert SSEEvent(data="x", event="e", id="1") == SSEEvent(b"x", "e", "1")
+    assert SSEEvent(data="x") != SSEEvent(data="y")
+    assert len({SSEEvent(data="x"), SSEEvent(b"x")}) == 1
 
 
 # ---- properties ---------------------------------------------------------------------------------

@@ -226,8 +226,16 @@ def test_stream_without_done_is_interrupted() -> None:
         dec.finish()
 
 
-@pytest.mark.parametrize("data", ['{"id": "c1", "choi', "[1, 2]"])
-def test_malformed_chunks_are_interrupted(data: str) -> None:
+def test_events_are_decoded_from_their_bytes_and_bad_utf8_is_replaced() -> None:
+    raw = b'{"id":"c1","choices":[{"index":0,"delta":{"content":"caf\xc3\xa9 \xff!"}}]}'
+    (chunk,) = OpenAIStreamDecoder(REQ, "m").feed(SSEEvent(raw))
+    assert chunk.text == "café \ufffd!"
+    dec = OpenAIStreamDecoder(REQ, "m")
+    assert dec.feed(SSEEvent(b"[DONE]"))[0].finish_reason is FinishReason.STOP and dec.done
+
+
+@pytest.mark.parametrize("data", ['{"id": "c1", "choi', "[1, 2]", b"{\xff"])
+def test_malformed_chunks_are_interrupted(data: str | bytes) -> None:
     with pytest.raises(StreamInterrupted):
         OpenAIStreamDecoder(REQ, "m").feed(SSEEvent(data=data))
 

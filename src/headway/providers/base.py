@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from headway.errors import HeadwayError
 from headway.types import ChatChunk, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse
 
@@ -104,13 +106,46 @@ class HttpCall:
     query: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(slots=True, frozen=True)
 class SSEEvent:
-    """One server-sent event as framed on the wire (WHATWG algorithm)."""
+    """One server-sent event as framed on the wire (WHATWG algorithm).
 
-    data: str
-    event: str | None = None
-    id: str | None = None
+    `raw` is the data field as the bytes that were sent (several `data` lines joined by `\\n`):
+    decoders hand it to orjson as is, so the hot path never decodes UTF-8 in Python. `data` is
+    the same as text, decoded on demand the way a text/event-stream decoder would (invalid UTF-8
+    replaced). Events are values: equal when their fields are."""
+
+    __slots__ = ("event", "id", "raw")
+
+    def __init__(self, data: bytes | str = b"", event: str | None = None, id: str | None = None):
+        self.raw: bytes = data.encode() if isinstance(data, str) else data
+        self.event = event
+        self.id = id
+
+    @property
+    def data(self) -> str:
+        return self.raw.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The data parsed as JSON. Raises `orjson.JSONDecodeError` for anything else; invalid
+        UTF-8 inside is replaced, not rejected, as it was when events were decoded to text."""
+        try:
+            return orjson.loads(self.raw)
+        except orjson.JSONDecodeError:
+            text = self.raw.decode("utf-8", "replace")
+            if text.encode() == self.raw:
+                raise  # valid UTF-8: the JSON itself is bad
+            return orjson.loads(text)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SSEEvent):
+            return NotImplemented
+        return (self.raw, self.event, self.id) == (other.raw, other.event, other.id)
+
+    def __hash__(self) -> int:
+        return hash((self.raw, self.event, self.id))
+
+    def __repr__(self) -> str:
+        return f"SSEEvent(data={self.raw!r}, event={self.event!r}, id={self.id!r})"
 
 
 class StreamDecoder(Protocol):

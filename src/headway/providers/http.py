@@ -9,15 +9,17 @@ The provider enforces the attempt's time limits itself, so the resilience layer 
   chunk, so a chain may still fall back until real output has been handed out;
 - `ctx.stall_timeout` bounds the silence between stream events (SSE keep-alive comments do not
   count): a stall before the first chunk is `UpstreamTimeout`, after it `StreamInterrupted`.
-The waits themselves run on the event loop's timers: they guard real sockets.
+The waits themselves run on the event loop's timers (they guard real sockets): one
+`StreamWatchdog` per stream, not a timeout per read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 from headway.clock import SYSTEM_CLOCK, Clock
 from headway.errors import HeadwayError, StreamInterrupted, UpstreamTimeout
@@ -28,8 +30,9 @@ from headway.providers.base import (
     StreamDecoder,
     WireFormat,
 )
-from headway.transport.http import Transport, UpstreamStream
+from headway.transport.http import Transport
 from headway.transport.sse import SSEParser
+from headway.transport.watchdog import Limit, StreamWatchdog
 from headway.types import (
     ChatChunk,
     ChatRequest,
@@ -39,7 +42,8 @@ from headway.types import (
     ToolCallDelta,
 )
 
-_Wait = Literal["deadline", "ttft", "stall"]
+# The stream's limits run on real time (SYSTEM_CLOCK): they guard real sockets.
+_monotonic = time.monotonic
 
 
 class PathStrategy(Protocol):
@@ -80,8 +84,43 @@ def header_auth(key: str | None, header: str = "api-key") -> dict[str, str]:
     return {header: key} if key else {}
 
 
-def _is_empty(chunk: ChatChunk) -> bool:
-    return not (chunk.text or chunk.tool_calls or chunk.finish_reason or chunk.usage)
+class _Relay:
+    """Body bytes -> the chunks to hand out. A bare role announcement is held back to ride on the
+    first real chunk, so a chain may still fall back until real output has been handed out."""
+
+    __slots__ = ("decoder", "error", "held", "parser")
+
+    def __init__(self, decoder: StreamDecoder) -> None:
+        self.decoder = decoder
+        self.parser = SSEParser()
+        self.held: str | None = None  # a role announced before any output
+        #: an error met after the chunks `feed` returned: raise it once they are handed out
+        self.error: HeadwayError | None = None
+
+    def feed(self, data: bytes) -> list[ChatChunk] | None:
+        """The chunks completed by `data` (b"": the end of the body); None when no event was
+        (only comments or part of an event)."""
+        events = self.parser.feed(data) if data else self.parser.flush()
+        if not events:
+            return None
+        out: list[ChatChunk] = []
+        for event in events:
+            try:
+                decoded = self.decoder.feed(event)
+            except HeadwayError as exc:
+                if not out:
+                    raise
+                self.error = exc  # an in-band error after output: hand out what came before it
+                break
+            for chunk in decoded:
+                if not (chunk.text or chunk.tool_calls or chunk.finish_reason or chunk.usage):
+                    self.held = chunk.role or self.held
+                    continue
+                if self.held is not None and chunk.role is None:
+                    chunk.role = self.held
+                self.held = None
+                out.append(chunk)
+        return out
 
 
 class HttpProvider:
@@ -183,8 +222,7 @@ class HttpProvider:
         if not request.stream:
             request = replace(request, stream=True)
         call = self._paths.route(self._wire.chat_call(request, self.model))
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = _monotonic()
         end = start + self._remaining(ctx)
         ttft_end = start + ctx.ttft_timeout if ctx.ttft_timeout is not None else None
         try:
@@ -197,73 +235,61 @@ class HttpProvider:
             ) as up:
                 self._observe(up.headers, ctx)
                 if not 200 <= up.status < 300:
-                    body = await up.read(max(0.0, end - loop.time()))
+                    body = await up.read(max(0.0, end - _monotonic()))
                     raise self._wire.classify_error(up.status, body, up.headers)
                 if up.headers.get("Content-Type", "").startswith("application/json"):
                     # a server that ignored `stream: true` answered with one JSON body
-                    body = await up.read(max(0.0, end - loop.time()))
+                    body = await up.read(max(0.0, end - _monotonic()))
                     for chunk in _as_chunks(self._wire.chat_response(body), self.model):
                         yield chunk
                     return
-                decoder = self._wire.stream_decoder(request, self.model)
-                async for chunk in self._decode(up, decoder, ctx, end, ttft_end):
-                    yield chunk
+                # Read and decode here rather than in a generator of its own: each generator
+                # layer costs every chunk a resumption.
+                relay = _Relay(self._wire.stream_decoder(request, self.model))
+                dog = StreamWatchdog(
+                    SYSTEM_CLOCK,
+                    _monotonic(),
+                    end=end,
+                    first=ttft_end,
+                    stall=ctx.stall_timeout,
+                    stall_first=True,
+                )
+                eof = False
+                try:
+                    while not relay.decoder.done and not eof:
+                        dog.begin()
+                        try:
+                            data = await up.next_chunk(None)
+                        except asyncio.CancelledError:
+                            if dog.expired():
+                                raise self._timeout(dog.fired, dog.started, ctx) from None
+                            raise
+                        finally:
+                            dog.waiting = False
+                        eof = not data
+                        chunks = relay.feed(data)
+                        if chunks is None:
+                            continue  # keep-alive comments do not count as life
+                        dog.last = _monotonic()
+                        if chunks:
+                            dog.started = True  # only lifts the first-token limit: no re-arm
+                        for chunk in chunks:
+                            yield chunk
+                        if relay.error is not None:
+                            raise relay.error
+                    for chunk in relay.decoder.finish():
+                        yield chunk
+                finally:
+                    dog.close()
                 await up.drain(self._drain_timeout_s)
         except HeadwayError as exc:
             self._tag(exc)
             raise
 
-    async def _decode(
-        self,
-        up: UpstreamStream,
-        decoder: StreamDecoder,
-        ctx: AttemptContext,
-        end: float,
-        ttft_end: float | None,
-    ) -> AsyncIterator[ChatChunk]:
-        loop = asyncio.get_running_loop()
-        parser = SSEParser()
-        stall = ctx.stall_timeout
-        last_event = loop.time()
-        started = False
-        held: str | None = None  # a role announced before any output
-        eof = False
-        while not decoder.done and not eof:
-            now = loop.time()
-            wait = end - now
-            kind: _Wait = "deadline"
-            if not started and ttft_end is not None and ttft_end - now < wait:
-                wait, kind = ttft_end - now, "ttft"
-            if stall is not None and last_event + stall - now < wait:
-                wait, kind = last_event + stall - now, "stall"
-            try:
-                data = await up.next_chunk(max(0.0, wait))
-            except UpstreamTimeout:
-                raise self._timeout(kind, started, ctx) from None
-            if data:
-                events = parser.feed(data)
-            else:
-                eof = True
-                events = parser.flush()
-            if events:
-                last_event = loop.time()
-            for event in events:
-                for chunk in decoder.feed(event):
-                    if _is_empty(chunk):
-                        held = chunk.role or held
-                        continue
-                    if held is not None and chunk.role is None:
-                        chunk.role = held
-                    held = None
-                    started = True
-                    yield chunk
-        for chunk in decoder.finish():
-            yield chunk
-
-    def _timeout(self, kind: _Wait, started: bool, ctx: AttemptContext) -> HeadwayError:
-        if kind == "ttft":
+    def _timeout(self, limit: Limit | None, started: bool, ctx: AttemptContext) -> HeadwayError:
+        if limit == "first":
             return UpstreamTimeout(f"no first token within {ctx.ttft_timeout:g}s")
-        if kind == "stall":
+        if limit == "stall":
             message = f"upstream stream stalled: no event for {ctx.stall_timeout:g}s"
             return StreamInterrupted(message) if started else UpstreamTimeout(message)
         return UpstreamTimeout("the attempt's deadline passed while streaming")

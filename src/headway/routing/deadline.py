@@ -3,8 +3,10 @@
 Every deadline is an absolute time on the Clock's monotonic scale. A call has one overall deadline;
 each attempt gets `min(call deadline, start + attempt timeout)`; a streamed attempt must deliver its
 first token by `min(attempt deadline, start + ttft timeout)` and then one chunk every
-`stall timeout`, never past the call deadline. The chain enforces these itself with `within`,
-whatever the provider does with the same numbers in its `AttemptContext`.
+`stall timeout`, never past the call deadline. The chain enforces these itself, whatever the
+provider does with the same numbers in its `AttemptContext`: a chat attempt with `within`, a
+streamed one with one `headway.transport.watchdog.StreamWatchdog` for the whole stream (a timeout
+entered per chunk cost more than the rest of the chain's per-chunk work).
 """
 
 from __future__ import annotations

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
+from headway.clock import Clock, SystemClock
 from headway.context import Served
 from headway.errors import Attempt, HeadwayError, InvalidRequest, StreamInterrupted, UpstreamTimeout
 from headway.providers.base import AttemptContext
 from headway.routing.chain import Chain
 from headway.routing.cursor import Cursor
-from headway.routing.deadline import first_token_deadline, next_chunk_deadline, within
+from headway.routing.deadline import after
 from headway.routing.hedge import hedge_delay
 from headway.routing.policy import Member, RoutePolicy
 from headway.routing.race import Runner, race
 from headway.routing.retry import Action
 from headway.routing.splice import Diverged, Mode, Splicer
+from headway.transport.watchdog import StreamWatchdog
 from headway.types import ChatChunk, ChatRequest
 
 
@@ -40,52 +43,103 @@ def _slow(exc: HeadwayError, silent_s: float, policy: RoutePolicy) -> bool:
     return stall is not None and silent_s >= stall * 0.9
 
 
+def _monotonic(clock: Clock) -> Callable[[], float]:
+    # SystemClock.monotonic is time.monotonic behind a Python frame, read twice per chunk
+    return time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
+
+
 def _is_first_token(chunk: ChatChunk) -> bool:
     return bool(chunk.text or chunk.tool_calls) or chunk.finish_reason is not None
+
+
+class _Attempt:
+    """The chain's deadlines on one streamed attempt: the first token by the first-token deadline
+    (and the attempt timeout), then a chunk at least every stall timeout, never past the call's
+    deadline; one watchdog timer enforces all three (headway.transport.watchdog). A stream that
+    stops without a finish reason is interrupted.
+
+    Not a generator wrapped around the provider's stream: every generator layer costs each chunk
+    a resumption, so `stream_call` reads the provider itself and calls `arrived` per chunk."""
+
+    __slots__ = ("actx", "dog", "finished", "first", "name", "res", "stall", "start")
+
+    def __init__(self, chain: Chain, m: Member, ctx: AttemptContext) -> None:
+        res = chain.res
+        self.res = res
+        self.name = m.name
+        self.stall = chain.policy.stall_timeout_s
+        self.start = start = res.clock.monotonic()
+        self.actx = actx = chain.attempt_context(ctx, m, start, stream=True)
+        self.dog = StreamWatchdog(
+            res.clock,
+            start,
+            end=ctx.deadline,
+            first=after(start, actx.ttft_timeout),
+            stall=self.stall,
+        )
+        self.first = False
+        self.finished = False
+
+    def arrived(self, chunk: ChatChunk, now: float) -> None:
+        """A chunk arrived at `now` (`stream_call` inlines this once output has started)."""
+        if self.first:
+            self.dog.last = now
+        elif _is_first_token(chunk):
+            self.first = True
+            self.res.window("ttft", self.name).add(now - self.start)
+            self.dog.start_output(now)
+        if chunk.finish_reason is not None:
+            self.finished = True
+
+    def timed_out(self, exc: BaseException) -> UpstreamTimeout:
+        """The timeout for `exc` (a provider's bare TimeoutError, or this attempt's watchdog
+        cancelling the wait); re-raises any other cancellation."""
+        if isinstance(exc, asyncio.CancelledError) and not self.dog.expired():
+            raise exc
+        if self.first:
+            what = f"stalled: no chunk for {self.stall}s"
+        else:
+            what = f"no first token after {self.res.clock.monotonic() - self.start:.3g}s"
+        return UpstreamTimeout(what, provider=self.name)
+
+    def ended(self) -> None:
+        if not self.finished:
+            raise StreamInterrupted("the stream ended without a finish reason", provider=self.name)
+
+
+async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
+    aclose = getattr(chunks, "aclose", None)  # the protocol promises an iterator, not a generator
+    if aclose is not None:
+        await aclose()
 
 
 async def attempt_stream(
     chain: Chain, m: Member, request: ChatRequest, ctx: AttemptContext
 ) -> AsyncGenerator[ChatChunk, None]:
-    """One streamed attempt with its deadlines enforced on the chain's clock: the first token by
-    the first-token deadline (and the attempt timeout), then a chunk at least every stall timeout,
-    never past the call's deadline. A stream that stops without a finish reason is interrupted."""
-    clock = chain.res.clock
-    policy = chain.policy
-    start = clock.monotonic()
-    actx = chain.attempt_context(ctx, m, start, stream=True)
-    deadline = first_token_deadline(start, actx.ttft_timeout, ctx.deadline)
-    agen = m.provider.stream(request, actx)
-    first = False
-    finished = False
+    """One streamed attempt with its deadlines enforced (`_Attempt`), as a generator of its own:
+    what a hedged attempt runs in its `Pump`."""
+    att = _Attempt(chain, m, ctx)
+    monotonic = _monotonic(chain.res.clock)
+    dog = att.dog
+    agen = m.provider.stream(request, att.actx)
+    step = agen.__anext__
     try:
         while True:
+            dog.begin()
             try:
-                chunk = await within(clock, agen.__anext__(), deadline)
+                chunk = await step()
             except StopAsyncIteration:
                 break
-            except TimeoutError:
-                now = clock.monotonic()
-                if first:
-                    what = f"stalled: no chunk for {policy.stall_timeout_s}s"
-                else:
-                    what = f"no first token after {now - start:.3g}s"
-                raise UpstreamTimeout(what, provider=m.name) from None
-            now = clock.monotonic()
-            if not first and _is_first_token(chunk):
-                first = True
-                chain.res.window("ttft", m.name).add(now - start)
-            if first:
-                deadline = next_chunk_deadline(now, policy.stall_timeout_s, ctx.deadline)
-            if chunk.finish_reason is not None:
-                finished = True
+            except (asyncio.CancelledError, TimeoutError) as exc:
+                raise att.timed_out(exc) from None
+            finally:
+                dog.waiting = False
+            att.arrived(chunk, monotonic())
             yield chunk
     finally:
-        aclose = getattr(agen, "aclose", None)  # the protocol promises an iterator, not a generator
-        if aclose is not None:
-            await aclose()
-    if not finished:
-        raise StreamInterrupted("the stream ended without a finish reason", provider=m.name)
+        dog.close()
+        await _close(agen)
+    att.ended()
 
 
 class Pump:
@@ -190,8 +244,9 @@ async def stream_call(
     res = chain.res
     policy = chain.policy
     clock = res.clock
+    monotonic = _monotonic(clock)
     events = res.events
-    chain.budget.record_call(clock.monotonic())
+    chain.budget.record_call(monotonic())
     cur = chain.cursor(ctx.deadline, served, skip)
     sp = Splicer(request)
     no_prefill: set[str] = set()
@@ -202,25 +257,49 @@ async def stream_call(
         delivered_before = sp.delivered_chunks
         settled = False
         announced = False
-        last_chunk = clock.monotonic()
-        chunks: AsyncGenerator[ChatChunk, None] | None = None
+        last_chunk = monotonic()
+        chunks: AsyncIterator[ChatChunk] | None = None
+        att: _Attempt | None = None  # None: a hedged attempt, whose Pump enforces its deadlines
         try:
             if hedge:
                 hedge = False
                 m, chunks = await _hedged_open(chain, cur, m, request, ctx)
             else:
-                chunks = attempt_stream(chain, m, sp.request_for(mode), ctx)
+                att = _Attempt(chain, m, ctx)
+                chunks = m.provider.stream(sp.request_for(mode), att.actx)
+            dog = att.dog if att is not None else None
+            step = chunks.__anext__
             while True:
                 # only the wait for the provider's next chunk is upstream time; the caller's
                 # reading (while this generator is suspended in `yield`) is not
-                began = clock.monotonic()
+                began = monotonic()
+                if dog is not None:
+                    dog.begin()
                 try:
-                    chunk = await anext(chunks)
+                    chunk = await step()
                 except StopAsyncIteration:
+                    if att is not None:
+                        att.ended()
                     break
+                except (asyncio.CancelledError, TimeoutError) as exc:
+                    if att is None:
+                        raise
+                    raise att.timed_out(exc) from None
                 finally:
-                    served.upstream_s += clock.monotonic() - began
-                last_chunk = clock.monotonic()
+                    now = monotonic()
+                    served.upstream_s += now - began
+                    if dog is not None:
+                        dog.waiting = False
+                # only after a chunk arrived: on an error, the silence since the last chunk is
+                # what tells a stalled deployment (fall back) from a cut one (`_slow`)
+                last_chunk = now
+                if att is not None:
+                    if att.first:
+                        att.dog.last = last_chunk  # the stall limit counts from here
+                    else:
+                        att.arrived(chunk, last_chunk)
+                    if chunk.finish_reason is not None:
+                        att.finished = True
                 out = sp.accept(chunk)
                 if out is None:
                     continue
@@ -274,9 +353,11 @@ async def stream_call(
                 cur.advance()
             continue
         finally:
+            if att is not None:
+                att.dog.close()
             if chunks is not None:
                 with contextlib.suppress(HeadwayError):
-                    await chunks.aclose()
+                    await _close(chunks)
             if not settled:
                 cur.released(m, cur.probe)
         sp.end_attempt()

@@ -4,26 +4,34 @@ Pure: bytes in, `SSEEvent`s out, no I/O. Bytes may be split anywhere, including 
 sequence or between the `\\r` and `\\n` of a line ending; the events are the same however the
 stream is chunked. Lines end with `\\n`, `\\r\\n` or `\\r`; lines starting with `:` are comments
 (keep-alives); `data` lines accumulate, joined by `\\n`; a blank line dispatches the event.
+
+It works on bytes, not text, because it runs once per upstream stream event: the common frame
+`data: {...}\\n\\n` costs one `find` and one slice, and its data goes to the wire decoder (and on
+to orjson) without ever being decoded to `str`. That is exact, not a shortcut: every byte the
+algorithm looks at (`\\r`, `\\n`, `:`, space) is ASCII, and UTF-8 never uses ASCII bytes inside
+a multi-byte sequence, so splitting bytes gives the same fields as splitting decoded text, and a
+character split across reads is simply still in the buffer. Only the rare `event` and `id`
+values are decoded (invalid UTF-8 replaced, as a text decoder would).
 """
 
 from __future__ import annotations
 
-import codecs
-import re
-
 from headway.providers.base import SSEEvent
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
+_CR = 13
+_LF = 10
+_COLON = 58
 
 
 class SSEParser:
-    __slots__ = ("_buf", "_data", "_decoder", "_event", "_last_id", "_skip_lf", "_started", "retry")
+    __slots__ = ("_buf", "_last_id", "_scan", "_skip_lf", "_started", "retry")
 
     def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buf = ""  # an incomplete line carried over to the next chunk
-        self._data: list[str] = []
-        self._event: str | None = None
+        # Bytes after the last dispatched event, line endings already normalised to `\n`: the
+        # event still arriving (usually part of one line).
+        self._buf = b""
+        self._scan = 0  # where the search for the next blank line resumes in `_buf`
         # Per the spec the last event id persists across events until a new `id` replaces it.
         self._last_id: str | None = None
         self._skip_lf = False  # the previous chunk ended with `\r`: a leading `\n` is its pair
@@ -33,72 +41,84 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Events completed by this chunk, in order."""
-        text = self._decoder.decode(chunk)
-        if not text:
-            return []
-        if not self._started:
-            self._started = True
-            if text[0] == "\ufeff":
-                text = text[1:]
-                if not text:
-                    return []
-        if self._skip_lf:
+        if self._skip_lf and chunk:
             self._skip_lf = False
-            if text[0] == "\n":
-                text = text[1:]
-        buf = self._buf + text if self._buf else text
-        if "\r" in buf:
-            # A trailing `\r` ends its line now; remember to swallow a `\n` that may follow.
-            self._skip_lf = buf[-1] == "\r"
-            lines = _LINE_END.split(buf)
-        else:
-            lines = buf.split("\n")
-        self._buf = lines.pop()
+            if chunk[0] == _LF:
+                chunk = chunk[1:]
+        if not chunk:
+            return []
+        if b"\r" in chunk:
+            # Normalise to `\n` so that the rest only looks for one byte. A trailing `\r` ends
+            # its line now; remember to swallow a `\n` that may start the next chunk.
+            self._skip_lf = chunk[-1] == _CR
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buf = self._buf + chunk if self._buf else chunk
+        if not self._started:
+            if len(buf) < 3 and _BOM.startswith(buf):
+                self._buf = buf  # perhaps a byte-order mark still arriving
+                return []
+            self._started = True
+            if buf.startswith(_BOM):
+                buf = buf[3:]
         events: list[SSEEvent] = []
-        for line in lines:
-            if line:
-                self._line(line)
-            elif self._data:
-                events.append(self._dispatch())
-            else:
-                self._event = None
+        pos = 0
+        end = buf.find(b"\n\n", self._scan)
+        while end >= 0:
+            block = buf[pos:end]
+            if block[:6] == b"data: " and b"\n" not in block:
+                # one data line, no other field: nearly every OpenAI and Gemini frame
+                events.append(SSEEvent(block[6:], None, self._last_id))
+            elif block:
+                event = self._block(block)
+                if event is not None:
+                    events.append(event)
+            pos = end + 2
+            end = buf.find(b"\n\n", pos)
+        self._buf = buf[pos:] if pos else buf
+        # a blank line may start with the last byte kept: resume the search there next time
+        self._scan = max(0, len(self._buf) - 1)
         return events
 
     def flush(self) -> list[SSEEvent]:
         """Called when the byte stream ends. Complete `data` lines still waiting for their blank
         line are dispatched (servers that close right after `data: [DONE]\\n` are common); a
         final line cut off before its line ending is truncated, so it is dropped."""
-        self._decoder.decode(b"", final=True)  # resets it; a partial character is truncated too
-        self._buf = ""
+        buf = self._buf
+        self._buf = b""
+        self._scan = 0
         self._skip_lf = False
-        if not self._data:
-            self._event = None
+        cut = buf.rfind(b"\n")
+        if cut < 0:
             return []
-        return [self._dispatch()]
+        event = self._block(buf[:cut])
+        return [] if event is None else [event]
 
-    def _line(self, line: str) -> None:
-        if line[0] == ":":
-            return
-        colon = line.find(":")
-        if colon < 0:
-            name, value = line, ""
-        else:
-            name = line[:colon]
-            value = line[colon + 1 :]
-            if value and value[0] == " ":
-                value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id":
-            if "\0" not in value:
-                self._last_id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            self.retry = int(value)
-
-    def _dispatch(self) -> SSEEvent:
-        event = SSEEvent(data="\n".join(self._data), event=self._event or None, id=self._last_id)
-        self._data = []
-        self._event = None
-        return event
+    def _block(self, block: bytes) -> SSEEvent | None:
+        """The event of one block of lines ended by a blank line (None: it had no data)."""
+        data: list[bytes] = []
+        name: str | None = None
+        for line in block.split(b"\n"):
+            if not line or line[0] == _COLON:
+                continue  # an extra blank line (nothing to dispatch) or a comment
+            colon = line.find(b":")
+            if colon < 0:
+                field, value = line, b""
+            else:
+                field = line[:colon]
+                value = line[colon + 1 :]
+                if value[:1] == b" ":
+                    value = value[1:]
+            if field == b"data":
+                data.append(value)
+            elif field == b"event":
+                name = value.decode("utf-8", "replace")
+            elif field == b"id":
+                if b"\0" not in value:
+                    self._last_id = value.decode("utf-8", "replace")
+            elif field == b"retry" and value.isdigit():
+                self.retry = int(value)
+        if not data:
+            return None
+        return SSEEvent(
+            data[0] if len(data) == 1 else b"\n".join(data), name or None, self._last_id
+        )

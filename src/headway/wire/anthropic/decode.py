@@ -107,7 +107,7 @@ class AnthropicStreamDecoder:
         if self._done:
             return []
         try:
-            data = orjson.loads(event.data) if event.data else {}
+            data = event.json() if event.raw else {}
         except orjson.JSONDecodeError:
             raise StreamInterrupted("anthropic sent a malformed stream event") from None
         if not isinstance(data, dict):

@@ -127,7 +127,7 @@ class GeminiStreamDecoder:
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
         try:
-            data = orjson.loads(event.data)
+            data = event.json()
         except orjson.JSONDecodeError:
             raise StreamInterrupted("gemini sent a malformed stream event") from None
         if isinstance(data, list) and data:  # some Google endpoints wrap errors in an array

@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import itertools
 import os
+import struct
 from typing import Any
 
-import numpy as np
 import orjson
 
 from headway import tokens
@@ -175,7 +175,10 @@ def parse_embeddings(body: bytes, *, provider: str = "openai", model: str = "") 
     for item in items:
         vec = item.get("embedding")
         if isinstance(vec, str):  # base64 of little-endian float32, as the SDK asks for
-            vectors.append(np.frombuffer(base64.b64decode(vec), dtype="<f4").tolist())
+            packed = base64.b64decode(vec)
+            n = len(packed) // 4
+            # struct, not numpy: importing numpy would cost every worker ~16 MB of RSS
+            vectors.append(list(struct.unpack(f"<{n}f", packed[: n * 4])))
         elif isinstance(vec, list):
             vectors.append(vec)
         else:
@@ -183,6 +186,16 @@ def parse_embeddings(body: bytes, *, provider: str = "openai", model: str = "") 
     raw = obj.get("usage")
     usage = Usage(input_tokens=_int(raw.get("prompt_tokens"))) if isinstance(raw, dict) else Usage()
     return EmbedResponse(model=str(obj.get("model") or model), vectors=vectors, usage=usage)
+
+
+def _lenient(event: SSEEvent, provider: str) -> Any:
+    """The event's JSON when orjson rejected its bytes: invalid UTF-8 is replaced, not fatal."""
+    try:
+        return event.json()
+    except orjson.JSONDecodeError:
+        raise StreamInterrupted(
+            f"upstream {provider} sent a malformed stream chunk", provider=provider
+        ) from None
 
 
 class OpenAIStreamDecoder:
@@ -233,18 +246,16 @@ class OpenAIStreamDecoder:
         return self._usage is not None
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
-        data = event.data
+        data = event.raw
         if self._done or not data:
             return []
-        if data[0] == "[" and data.startswith("[DONE]"):
+        if data[0] == 0x5B and data.startswith(b"[DONE]"):  # 0x5B: "["
             self._done = True
             return [self._final()]
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise StreamInterrupted(
-                f"upstream {self._provider} sent a malformed stream chunk", provider=self._provider
-            ) from None
+            obj = _lenient(event, self._provider)
         if not isinstance(obj, dict):
             raise StreamInterrupted(
                 f"upstream {self._provider} sent a stream chunk that is not an object",
@@ -265,7 +276,10 @@ class OpenAIStreamDecoder:
         if not choices or not isinstance(choices, list):
             return []  # the usage chunk, or Azure's prompt_filter_results chunk
         choice = choices[0]
-        if not isinstance(choice, dict) or _int(choice.get("index")) != 0:
+        if not isinstance(choice, dict):
+            return []
+        index = choice.get("index")
+        if isinstance(index, int) and index != 0:
             return []
         reason = choice.get("finish_reason")
         if reason:
@@ -273,8 +287,11 @@ class OpenAIStreamDecoder:
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             return []
-        text = _text(delta.get("content")) or ""
-        calls = self._tool_deltas(delta.get("tool_calls"))
+        # once per stream event: the common shapes (a string, no tool calls) skip the helpers
+        content = delta.get("content")
+        text = content if type(content) is str else (_text(content) or "")
+        raw_calls = delta.get("tool_calls")
+        calls = self._tool_deltas(raw_calls) if raw_calls else ()
         role = None
         if not self._role_sent and delta.get("role"):
             role = str(delta["role"])
@@ -285,16 +302,7 @@ class OpenAIStreamDecoder:
             self._output.append(text)
         if not self._id:
             self._id = new_id("chatcmpl")
-        return [
-            ChatChunk(
-                id=self._id,
-                model=self._model,
-                text=text,
-                tool_calls=calls,
-                created=self._created,
-                role=role,
-            )
-        ]
+        return [ChatChunk(self._id, self._model, text, calls, None, None, self._created, role)]
 
     def _tool_deltas(self, raw: Any) -> tuple[ToolCallDelta, ...]:
         if not raw or not isinstance(raw, list):
