@@ -100,9 +100,15 @@ class Procs:
         label = name or f"upstream-{delay_ms:g}ms"
         return self._start(label, argv, self.cores.load, r"http://[\d.]+:(\d+)/v1")
 
-    def gateway(self, config: Path, workers: int = 1, pin: bool = True) -> Proc:
+    def gateway(
+        self, config: Path, workers: int = 1, pin: bool = True, http: str | None = None
+    ) -> Proc:
+        """`headway serve` exactly as a user runs it (its default HTTP server unless `http`
+        names one: "native" or "uvicorn")."""
         argv = [sys.executable, "-m", "headway", "serve", "--config", str(config)]
         argv += ["--port", "0", "--workers", str(workers), "--log-level", "warning"]
+        if http is not None:
+            argv += ["--http", http]
         where = self.cores.gateway if pin and workers == 1 else None
         proc = self._start(f"gateway-{config.stem}", argv, where, r"listening\s+http://[^:]+:(\d+)")
         _wait_http(proc, "/health")

@@ -222,11 +222,12 @@ def library(b: Bench) -> None:
 
 
 def floors(b: Bench) -> None:
-    """Reference servers (uvicorn canned answer; uvicorn + aiohttp proxy) against the gateway."""
+    """Reference servers (uvicorn / native canned answer; uvicorn + aiohttp proxy) against the
+    gateway."""
     up = b.upstream()
     f = b.report.figures
     measured: dict[str, float] = {}
-    for mode in ("canned", "proxy"):
+    for mode in ("canned", "native", "proxy"):
         proc = b.procs.floor(mode, up.port)
         m = b.measure(f"floor {mode}", proc, 64, gateway=True)
         b.procs.stop(proc)

@@ -2,7 +2,7 @@
 (OpenAI, Azure OpenAI, Anthropic, Gemini, OpenAI-compatible), for a plain chat, a stream, a
 tool-call round trip (plain and streamed), an upstream 429 and an upstream 500.
 
-Everything is real HTTP on loopback: SDK -> headway server (uvicorn) -> provider adapter ->
+Everything is real HTTP on loopback: SDK -> headway server (native HTTP) -> provider adapter ->
 fake provider server of that vendor (zero latency). Errors must reach the caller in the
 caller's own wire format, whatever the upstream's.
 """

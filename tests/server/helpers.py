@@ -196,8 +196,16 @@ async def running(
     *,
     mounts: Sequence[str] = MOUNTS,
     max_body_bytes: int | None = None,
+    http: str = "native",
 ) -> AsyncIterator[str]:
-    """Serve `gateway` with uvicorn (httptools) on a free loopback port; yields the base URL."""
+    """Serve `gateway` on a free loopback port with the server `headway serve` runs (native), or
+    with uvicorn (`http="uvicorn"`, the alternative); yields the base URL."""
+    if http == "native":
+        from tests.server.native_support import serving
+
+        async with serving(gateway, mounts=mounts, max_body_bytes=max_body_bytes) as srv:
+            yield srv.base
+        return
     app = App(gateway, mounts=mounts, max_body_bytes=max_body_bytes)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from headway.config.load import load
 from headway.server.cli import banner
@@ -87,6 +88,51 @@ async def test_serve_with_two_workers_answers_and_stops_cleanly(tmp_path: Path) 
     assert proc.returncode == 0, text
     assert f"listening  http://127.0.0.1:{port}/v1  (2 workers" in text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("http", ["native", "uvicorn"])
+async def test_serve_on_either_http_server_answers_and_stops_on_sigterm(
+    tmp_path: Path, http: str
+) -> None:
+    config = tmp_path / "headway.yaml"
+    config.write_text(sim_config_text(tmp_path), encoding="utf-8")
+    port = free_port()
+    args = ["serve", "--config", str(config), "--port", str(port), "--http", http]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "headway",
+        *args,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await _wait_listening(port, proc)
+        body = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["choices"][0]["message"]["content"]
+            # uvicorn adds a date header; headway's own server does not
+            assert ("date" in resp.headers) == (http == "uvicorn")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text and "ERROR" not in text
+
+
+def test_serve_help_names_both_http_servers() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "headway", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "--http {native,uvicorn}" in done.stdout and "uvicorn" in done.stdout
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

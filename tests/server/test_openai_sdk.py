@@ -1,4 +1,4 @@
-"""The official `openai` SDK against the real server (uvicorn, loopback): the happy paths."""
+"""The official `openai` SDK against the real server (headway's native HTTP server, loopback): the happy paths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The ASGI app: route, authenticate, read the body, call the handler, answer. Nothing else.
+"""The app: route, authenticate, read the body, call the handler, answer. Nothing else.
+
+`App.answer` does the work for any server: the native one (`headway.server.native`) calls it
+directly; `App.__call__` is the ASGI 3 entry on top of it (uvicorn, tests, embedding).
 
 No web framework: one dict lookup routes most requests, headers are decoded once, bodies are
 read with the size limit enforced from `Content-Length` and again while reading. Every failure
@@ -24,7 +27,7 @@ from headway.errors import HeadwayError, InvalidRequest, RequestTooLarge
 from headway.server.auth import Authenticator
 from headway.server.errors import error_response, internal_error
 from headway.server.headers import served_headers
-from headway.server.http import Headers, Request, Response, StreamResponse
+from headway.server.http import Answer, Headers, Request, StreamResponse
 from headway.server.routes import MOUNTS, ErrorFormat, Route, Router, ServerContext, mount_all
 from headway.wire.openai.ingress_encode import error_json
 
@@ -41,8 +44,13 @@ Send = Callable[[Message], Awaitable[None]]
 _STREAM_HEADERS: Headers = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 
 
-class _ClientGone(Exception):
+class ClientGone(Exception):
     """The client disconnected before its request body arrived: nobody to answer."""
+
+
+#: reads the whole request body; raises `RequestTooLarge` once more than `limit` bytes arrived
+#: and `ClientGone` when the client left first
+BodyReader = Callable[[int], Awaitable[bytes]]
 
 
 def _decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -55,7 +63,8 @@ def _decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 class App:
-    """An ASGI 3 application over one Gateway. `mounts` lists the route modules to load."""
+    """The app over one Gateway (`answer`, and ASGI 3 on top). `mounts` lists the route modules
+    to load."""
 
     def __init__(
         self,
@@ -114,46 +123,60 @@ class App:
         if self._close_gateway:
             await self.gateway.aclose()
 
-    # ---- one request --------------------------------------------------------------------------
+    # ---- one request, whatever the server ----------------------------------------------------
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def answer(
+        self,
+        method: str,
+        path: str,
+        query_string: bytes,
+        headers: dict[str, str],
+        read_body: BodyReader,
+    ) -> tuple[Answer, str, float]:
+        """Route, authenticate, read the body, run the handler: the answer, the request id and
+        when the request arrived. `headers` are lower-cased (repeats joined with ", ").
+        Raises `ClientGone` when the client left before its body arrived."""
         received = self._clock.monotonic()
         request_id = new_request_id()
         error_format: ErrorFormat = error_json
         req: Request | None = None
-        answer: Response | StreamResponse
+        answer: Answer
         try:
-            route, params = self.router.match(scope["method"], scope["path"])
+            route, params = self.router.match(method, path)
             error_format = route.error_format
-            headers = _decode_headers(scope["headers"])
             principal = await self._authenticate(route, headers)
-            body = await self._read_body(headers, receive)
+            limit = self.context.max_body_bytes
+            declared = headers.get("content-length")
+            if declared is not None:
+                # refused before a byte of the body is read (or, with 100-continue, sent)
+                try:
+                    size = int(declared)
+                except ValueError:
+                    raise InvalidRequest("Invalid Content-Length header.") from None
+                if size > limit:
+                    raise too_large(limit)
+            body = await read_body(limit)
             req = Request(
-                scope["method"],
-                scope["path"],
+                method,
+                path,
                 headers,
                 body,
                 request_id,
                 received,
                 params,
-                scope.get("query_string", b""),
+                query_string,
                 principal,
             )
             answer = await route.handler(req)
         except HeadwayError as err:
             answer = error_response(err, error_format, req.served if req else None)
-        except _ClientGone:
-            return
+        except ClientGone:
+            raise
         except Exception:  # noqa: BLE001 - a bug must cost one request, never the server
-            log.exception(
-                "unhandled error on %s %s (request %s)", scope["method"], scope["path"], request_id
-            )
+            log.exception("unhandled error on %s %s (request %s)", method, path, request_id)
             served = req.served if req else None
             answer = error_response(internal_error(request_id), error_format, served)
-        if isinstance(answer, StreamResponse):
-            await self._stream(answer, request_id, received, receive, send)
-        else:
-            await self._send(answer, request_id, received, send)
+        return answer, request_id, received
 
     async def _authenticate(self, route: Route, headers: dict[str, str]) -> Principal:
         if route.auth == "client":
@@ -162,48 +185,8 @@ class App:
             return await self.context.authenticator.authenticate_admin(headers)
         return ANONYMOUS
 
-    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
-        limit = self.context.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None:
-            try:
-                size = int(declared)
-            except ValueError:
-                raise InvalidRequest("Invalid Content-Length header.") from None
-            if size > limit:
-                raise RequestTooLarge(
-                    f"The request body is larger than the limit of {limit} bytes."
-                )
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body", False):
-            if len(body) > limit:
-                raise RequestTooLarge(
-                    f"The request body is larger than the limit of {limit} bytes."
-                )
-            return body
-        parts = [body]
-        total = len(body)
-        while message.get("more_body", False):
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > limit:
-                raise RequestTooLarge(
-                    f"The request body is larger than the limit of {limit} bytes."
-                )
-            parts.append(chunk)
-        return b"".join(parts)
-
-    # ---- answers ------------------------------------------------------------------------------
-
-    def _headers(
-        self, answer: Response | StreamResponse, request_id: str, received: float
-    ) -> Headers:
+    def head(self, answer: Answer, request_id: str, received: float) -> Headers:
+        """The response headers every server sends (no content-length, no framing headers)."""
         served = answer.served
         # headway's own time: not the providers' (upstream_s), nor deliberate waits (wait_s)
         away = served.upstream_s + served.wait_s if served is not None else 0.0
@@ -216,13 +199,41 @@ class App:
         if served is not None:
             served_headers(served, headers)
         headers.extend(answer.headers)
+        if isinstance(answer, StreamResponse):
+            headers.extend(_STREAM_HEADERS)
         return headers
 
-    async def _send(self, answer: Response, request_id: str, received: float, send: Send) -> None:
-        headers = self._headers(answer, request_id, received)
-        headers.append((b"content-length", str(len(answer.body)).encode()))
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer.body})
+    def stream_failed(self, answer: StreamResponse, request_id: str, exc: Exception) -> bytes:
+        """The in-band frame that ends a stream whose chunks raised `exc`."""
+        if isinstance(exc, HeadwayError):
+            return answer.on_error(exc)
+        # the caller still gets an in-band error, not a hang
+        log.error("unhandled error mid-stream (request %s)", request_id, exc_info=exc)
+        return answer.on_error(internal_error(request_id))
+
+    # ---- ASGI ---------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def read_body(limit: int) -> bytes:
+            return await _receive_body(receive, limit)
+
+        try:
+            answer, request_id, received = await self.answer(
+                scope["method"],
+                scope["path"],
+                scope.get("query_string", b""),
+                _decode_headers(scope["headers"]),
+                read_body,
+            )
+        except ClientGone:
+            return
+        if isinstance(answer, StreamResponse):
+            await self._stream(answer, request_id, received, receive, send)
+        else:
+            headers = self.head(answer, request_id, received)
+            headers.append((b"content-length", str(len(answer.body)).encode()))
+            await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+            await send({"type": "http.response.body", "body": answer.body})
 
     async def _stream(
         self,
@@ -232,12 +243,11 @@ class App:
         receive: Receive,
         send: Send,
     ) -> None:
-        headers = self._headers(answer, request_id, received)
-        headers.extend(_STREAM_HEADERS)
+        headers = self.head(answer, request_id, received)
         try:
             await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         except BaseException:
-            await _close(answer)  # the body never started: release the upstream stream now
+            await close_stream(answer)  # the body never started: release the upstream stream now
             raise
         pump = asyncio.ensure_future(self._pump(answer, request_id, send))
         # After the body is read, `receive` only returns when the client goes away (or the
@@ -255,22 +265,46 @@ class App:
             pump.result()
 
     async def _pump(self, answer: StreamResponse, request_id: str, send: Send) -> None:
-        chunks = answer.chunks
         tail = b""
         try:
-            async for data in chunks:
+            async for data in answer.chunks:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
-        except HeadwayError as err:
-            tail = answer.on_error(err)
-        except Exception:  # noqa: BLE001 - the caller still gets an in-band error, not a hang
-            log.exception("unhandled error mid-stream (request %s)", request_id)
-            tail = answer.on_error(internal_error(request_id))
+        except Exception as exc:  # noqa: BLE001 - see stream_failed
+            tail = self.stream_failed(answer, request_id, exc)
         finally:
-            await _close(answer)
+            await close_stream(answer)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
-async def _close(answer: StreamResponse) -> None:
+def too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes:
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise too_large(limit)
+        return body
+    parts = [body]
+    total = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            raise too_large(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def close_stream(answer: StreamResponse) -> None:
+    """Release what a stream holds (its upstream stream) now rather than when it is collected."""
     close = getattr(answer.chunks, "aclose", None)
     if close is not None:
         await close()

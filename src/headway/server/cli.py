@@ -23,6 +23,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--workers", type=int, default=None, help="processes sharing the port (server.workers)"
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--http",
+        default="native",
+        choices=["native", "uvicorn"],
+        help="HTTP server: native (default; headway's own HTTP/1.1 server, the fastest) or "
+        "uvicorn (ASGI, the reference implementation; same behaviour, more CPU per request)",
+    )
     p.set_defaults(func=run)
 
 
@@ -100,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     port = sock.getsockname()[1]
     print(banner(runtime, host, port, workers), flush=True)
-    options = ServeOptions(args.config, host, port, workers, args.log_level)
+    options = ServeOptions(args.config, host, port, workers, args.log_level, args.http)
     return serve(options, sock)

@@ -1,4 +1,8 @@
-"""Running the app under uvicorn (uvloop + httptools), in one process or several on one port.
+"""Running the app, in one process or several on one port.
+
+The server is headway's own (`native`: `headway.server.native`, HTTP/1.1 on httptools, calling
+the app directly) unless `http="uvicorn"` asks for uvicorn (uvloop + httptools, ASGI), which
+stays as the reference and the fallback.
 
 With N workers the parent binds the listening socket once and starts N spawned processes that
 each accept on it (the pre-fork model uvicorn itself uses); each worker builds its own Gateway
@@ -9,6 +13,7 @@ inside its own event loop. SIGINT/SIGTERM stop accepting, let in-flight calls fi
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import signal
@@ -29,6 +34,8 @@ class ServeOptions:
     port: int
     workers: int = 1
     log_level: str = "info"
+    #: "native" (headway's own server) or "uvicorn"
+    http: str = "native"
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -68,31 +75,76 @@ def uvicorn_config(app: Any, log_level: str = "warning") -> Any:
     )
 
 
-async def _serve(options: ServeOptions, sock: socket.socket) -> None:
-    import uvicorn
+#: young-generation threshold once the heap is frozen (CPython's default is 700)
+GC_THRESHOLD = (10_000, 20, 20)
 
+
+def freeze_heap() -> None:
+    """Called once start-up is over. Moves everything alive then (config, routes, tokenizer
+    tables, modules) out of the collector's reach, so a full collection scans only what requests
+    allocate; and collects the young generation less often, since request garbage is mostly
+    freed by reference counting and a young collection mostly finds nothing.
+
+    Measured on a pass-through gateway at c=64 (GC time by `gc.callbacks`, thread CPU clock):
+    without: full collections of ~38 ms each, GC ~57 us per request; frozen: full collections
+    ~2.5 ms, GC ~35 us per request; frozen + this threshold: 2 young collections in ~2,000
+    requests (~1-3 ms each), GC ~1-2 us per request."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+async def _serve(options: ServeOptions, sock: socket.socket) -> int:
     from headway.gateway import Gateway
     from headway.server.app import App
 
     app = App(Gateway(options.config, ledger_default="sqlite"))
-    server = uvicorn.Server(uvicorn_config(app, "warning"))
-    await server.serve(sockets=[sock])
+
+    async def after_startup() -> None:
+        freeze_heap()
+
+    if options.http == "uvicorn":
+        import uvicorn
+
+        # the last start-up hook: runs once everything else has started
+        app.context.on_startup.append(after_startup)
+        server = uvicorn.Server(uvicorn_config(app, "warning"))
+        await server.serve(sockets=[sock])
+        return 0
+    from headway.server import native_serve
+
+    return await native_serve.serve(
+        app,
+        sock,
+        max_body_bytes=app.context.max_body_bytes,
+        grace_s=GRACE_S,
+        started=freeze_heap,
+    )
 
 
-def run_worker(options: ServeOptions, sock: socket.socket) -> None:
+def run_worker(options: ServeOptions, sock: socket.socket) -> int:
     """One server process: its own event loop, Gateway and app, accepting on `sock`."""
     logging.basicConfig(
         level=getattr(logging, options.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s",
     )
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; by then
-    # everything is closed, so the re-raised signal means a clean exit, not a crash.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
+    if options.http == "uvicorn":
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; by then
+        # everything is closed, so the re-raised signal means a clean exit, not a crash.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+    code = 0
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(options, sock))
+            code = runner.run(_serve(options, sock))
     except KeyboardInterrupt:
         pass
+    return code
+
+
+def _worker_main(options: ServeOptions, sock: socket.socket) -> None:
+    code = run_worker(options, sock)
+    if code:
+        raise SystemExit(code)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -102,11 +154,10 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 def serve(options: ServeOptions, sock: socket.socket) -> int:
     """Serve on an already bound socket until told to stop; returns an exit code."""
     if options.workers <= 1:
-        run_worker(options, sock)
-        return 0
+        return run_worker(options, sock)
     ctx = multiprocessing.get_context("spawn")
     workers = [
-        ctx.Process(target=run_worker, args=(options, sock), name=f"headway-worker-{i}")
+        ctx.Process(target=_worker_main, args=(options, sock), name=f"headway-worker-{i}")
         for i in range(options.workers)
     ]
     for proc in workers:

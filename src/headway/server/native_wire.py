@@ -1,0 +1,90 @@
+"""HTTP/1.1 bytes for the native server: status lines, response heads, chunk framing, the answers
+the server gives on its own (malformed requests), and the request target's path and query.
+
+Everything that can be is built once at import: a response head is one `b"".join` of prebuilt
+pieces and the app's header pairs.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from urllib.parse import unquote
+
+import httptools
+
+from headway.server.http import Headers
+
+_STATUS: dict[int, bytes] = {
+    s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode("latin-1")) for s in HTTPStatus
+}
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CHUNKED = b"transfer-encoding: chunked\r\n"
+CLOSE = b"connection: close\r\n"
+#: the last chunk of a chunked body (no trailers)
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class UnsafeHeader(ValueError):
+    """A response header name or value holds CR or LF: sending it would split the response."""
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS.get(status)
+    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+def encode_head(
+    status: int, headers: Headers, framing: bytes, keep_alive: bool
+) -> tuple[bytes, bool]:
+    """The response head (status line, headers, `framing`, blank line), and whether the
+    connection stays open: not when `keep_alive` is False, nor when the app's headers say
+    `connection: close` (other `connection` values are the server's business and dropped)."""
+    parts = [status_line(status)]
+    written = 0
+    for name, value in headers:
+        if name == b"connection":
+            if value.lower() == b"close":
+                keep_alive = False
+            continue
+        parts += (name, b": ", value, b"\r\n")
+        written += 1
+    if not keep_alive:
+        framing += CLOSE
+    parts += (framing, b"\r\n")
+    head = b"".join(parts)
+    # One scan instead of a check per header: every line break must be one this function wrote
+    # (the status line, each header, the framing lines, the blank line).
+    lines = written + 2 + framing.count(b"\n")
+    if head.count(b"\n") != lines or head.count(b"\r") != lines:
+        raise UnsafeHeader("a response header contains a line break")
+    return head, keep_alive
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (never empty: an empty chunk would end the body)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def plain(status: int, text: str) -> bytes:
+    """A complete text answer the server gives by itself, closing the connection."""
+    body = text.encode()
+    return (
+        status_line(status)
+        + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body)
+        + CLOSE
+        + b"\r\n"
+        + body
+    )
+
+
+def target(url: bytes) -> tuple[str, bytes]:
+    """The path (percent-decoded, as ASGI servers give it) and query string of a request target."""
+    if url[:1] == b"/" and b"?" not in url and b"%" not in url and b"#" not in url:
+        return url.decode("latin-1"), b""  # the common case, without parsing
+    parsed = httptools.parse_url(url)
+    raw: bytes = parsed.path or b"/"
+    path = raw.decode("latin-1")
+    if "%" in path:
+        path = unquote(path)  # UTF-8, as uvicorn decodes it
+    return path, parsed.query or b""
