@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from headway.cache.entry import Entry, encode
-from headway.cache.store import CacheStore, MemoryStore, RedisStore
+from headway.cache.store import CacheStore, MemoryStore, RedisStore, entry_size
 from headway.clock import FakeClock
+from headway.stores.redis import RedisClient
 from headway.types import ChatResponse, FinishReason, Usage
 
 
@@ -18,7 +20,7 @@ def value(tenant: str, model: str, text: str = "x") -> bytes:
     return encode(Entry(response, 0.0, 10.0, tenant, model))
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-py"])
 async def store(request: pytest.FixtureRequest, fake_clock: FakeClock) -> AsyncIterator[CacheStore]:
     if request.param == "memory":
         yield MemoryStore(1 << 20, fake_clock.time)
@@ -28,6 +30,14 @@ async def store(request: pytest.FixtureRequest, fake_clock: FakeClock) -> AsyncI
     url: str = request.getfixturevalue("redis_url")
     client: Any = aioredis.from_url(url)
     await client.flushdb()
+    if request.param == "redis":  # headway's own client
+        await client.aclose()
+        lean = RedisStore.from_url(url)
+        try:
+            yield lean
+        finally:
+            await lean.aclose()
+        return
     try:
         yield RedisStore(client)
     finally:
@@ -63,14 +73,49 @@ async def test_memory_expiry_follows_the_clock(fake_clock: FakeClock) -> None:
 
 
 async def test_memory_lru_is_bounded_by_bytes(fake_clock: FakeClock) -> None:
-    store = MemoryStore(300, fake_clock.time)
+    room = 3 * entry_size("k0", b"x" * 90)  # three entries fit, counted as they really weigh
+    store = MemoryStore(room, fake_clock.time)
     now = fake_clock.time()
     for i in range(3):
         await store.set(f"k{i}", b"x" * 90, keep_s=60, now=now)
     assert await store.get("k0") is not None  # k0 becomes the most recently used
     await store.set("k3", b"x" * 90, keep_s=60, now=now)
-    assert store.bytes <= 300
+    assert store.bytes <= room
     assert await store.get("k1") is None
     assert await store.get("k0") is not None
-    await store.set("huge", b"x" * 1000, keep_s=60, now=now)
+    await store.set("huge", b"x" * room, keep_s=60, now=now)
     assert await store.get("huge") is None
+
+
+async def test_memory_bound_holds_for_real_memory(fake_clock: FakeClock) -> None:
+    """orjson results keep an oversized allocation; what the store keeps must not."""
+    bound = 256 * 1024
+    store = MemoryStore(bound, fake_clock.time)
+    now = fake_clock.time()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(2000):  # ~10x what fits
+            await store.set(
+                f"v1:t:{i:064x}", value("t", "m", "y" * 400 + str(i)), keep_s=60, now=now
+            )
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert store.bytes <= bound
+    assert 200 < len(store) < 2000
+    assert held < bound * 1.25  # keeping orjson's own buffers held ~6x the bound
+
+
+async def test_a_purge_walks_every_scan_page(redis_url: str, fake_clock: FakeClock) -> None:
+    client = RedisClient(redis_url)
+    await client.flushdb()
+    store = RedisStore(client, owns_client=True)
+    try:
+        now = fake_clock.time()
+        for i in range(1200):  # more than one SCAN page of 500
+            await store.set(f"hw:t{i % 2}:{i}", value(f"t{i % 2}", "m"), keep_s=60, now=now)
+        assert await store.purge(tenant="t1") == 600
+        assert await store.purge() == 600
+    finally:
+        await store.aclose()

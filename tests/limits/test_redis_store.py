@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from headway.limits.redis_store import RedisLimitStore
+from headway.limits.redis_store import RedisLimitStore, connect
 from headway.limits.values import Item, Rejection, Reservation, StoreUnavailable
 from tests.conftest import free_port
 from tests.limits.items import bucket, slots, window
@@ -141,3 +141,28 @@ async def test_an_unreachable_server_is_reported_as_unavailable() -> None:
             await store.settle(Reservation("r", (bucket("a"),), (1.0,), 0.0), [1])
     finally:
         await client.aclose()
+
+
+async def test_the_shared_client_reserves_every_tier_in_one_round_trip(redis_url: str) -> None:
+    """The same acceptance over headway's own client, the one the gateway runs with."""
+    client = connect(redis_url)
+    admin = aioredis.from_url(redis_url)
+    try:
+        await client.flushdb()
+        store = RedisLimitStore(client)
+        mandatory, groups = every_tier()
+        await store.reserve(mandatory, groups)  # the first call may load the script
+        await admin.config_resetstat()
+        counter = Counting(client)
+        res = await store.reserve(mandatory, groups)
+        assert isinstance(res, Reservation)
+        await store.settle(res, [1] * len(res.items))
+        assert counter.sent == ["EVALSHA", "EVALSHA"]  # reserve, then settle
+        stats = await admin.info("commandstats")
+    finally:
+        await admin.aclose()
+        await client.aclose()
+    assert stats["cmdstat_evalsha"]["calls"] == 2
+    assert set(stats) - {"cmdstat_evalsha", "cmdstat_config|resetstat"} <= {
+        f"cmdstat_{c}" for c in ("hmget", "hset", "pexpire", "time", "zadd", "zcard", "zrem")
+    } | {"cmdstat_zremrangebyscore", "cmdstat_zrange"}  # only what runs inside the script

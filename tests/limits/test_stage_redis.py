@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from headway.clock import FakeClock
 from headway.context import Call, Principal
 from headway.errors import RateLimited, Unavailable
-from headway.limits.redis_store import RedisLimitStore
+from headway.limits.redis_store import RedisLimitStore, connect
 from headway.pipeline import ChatHandler
 from headway.types import ChatResponse, FinishReason, Usage
 from tests.conftest import free_port
@@ -36,9 +36,15 @@ budgets:
 """
 
 
-@pytest.fixture
-async def down() -> AsyncIterator[RedisLimitStore]:
-    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+@pytest.fixture(params=["headway", "redis-py"])
+async def down(request: pytest.FixtureRequest) -> AsyncIterator[RedisLimitStore]:
+    """A store whose Redis is down (a closed port), over either client."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    client: Any = (
+        connect(url)
+        if request.param == "headway"
+        else aioredis.from_url(url, socket_connect_timeout=1)
+    )
     try:
         yield RedisLimitStore(client)
     finally:

@@ -19,13 +19,16 @@ from headway.routing.breaker import (
     BreakerState,
     Outcome,
 )
-from headway.routing.breaker_redis import RedisBreakerStore
+from headway.routing.breaker_redis import RedisBreakerStore, merged, successes_only
 from headway.routing.breakers import Breakers, BreakerStore, MemoryBreakerStore
+from headway.stores.redis import RedisClient
+from tests.conftest import free_port
+from tests.limits.test_redis_store import Counting
 
 POLICY = BreakerPolicy(consecutive_failures=2, cooldown_s=10.0, window_s=60.0, probe_lease_s=5.0)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-py"])
 async def store(
     request: pytest.FixtureRequest, fake_clock: FakeClock
 ) -> AsyncIterator[BreakerStore]:
@@ -34,7 +37,8 @@ async def store(
         return
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(request.getfixturevalue("redis_url"))
+    url = request.getfixturevalue("redis_url")
+    client: Any = aioredis.from_url(url) if request.param == "redis-py" else RedisClient(url)
     await client.flushdb()
     try:
         yield RedisBreakerStore(client, fake_clock, max_staleness_s=0.0)
@@ -148,3 +152,82 @@ async def test_redis_errors_become_unavailable(fake_clock: FakeClock) -> None:
             await store.update("a", bump, 60.0)
     finally:
         await client.aclose()
+
+
+async def test_redis_client_errors_become_unavailable(fake_clock: FakeClock) -> None:
+    from headway.errors import Unavailable
+
+    client = RedisClient(f"redis://127.0.0.1:{free_port()}/0")
+    store = RedisBreakerStore(client, fake_clock)
+    with pytest.raises(Unavailable):
+        await store.update("a", bump, 60.0)
+    await client.aclose()
+
+
+def counts(state: BreakerState) -> list[tuple[int, int]]:
+    return [(n, f) for _, n, f in state.buckets]
+
+
+@pytest.fixture
+async def lean(redis_url: str) -> AsyncIterator[RedisClient]:
+    client = RedisClient(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+async def test_successes_of_a_healthy_breaker_are_written_in_batches(
+    lean: RedisClient, fake_clock: FakeClock
+) -> None:
+    bus, seen = _bus()
+    breakers = Breakers(RedisBreakerStore(lean, fake_clock, max_staleness_s=1.0), fake_clock, bus)
+    other = RedisBreakerStore(lean, fake_clock, max_staleness_s=0.0)  # another replica's view
+    counter = Counting(lean)
+    for _ in range(50):
+        assert await breakers.admit("dep", POLICY) is Admission.ALLOW
+        await breakers.record("dep", POLICY, Outcome.SUCCESS, probe=False)
+    assert counter.sent == ["HMGET"]  # one read of the shared state, no write per success
+    assert counts(await breakers.state("dep")) == [(50, 0)]  # this replica sees them
+    await fake_clock.advance(1.0)
+    await breakers.record("dep", POLICY, Outcome.SUCCESS, probe=False)
+    assert counts(await other.load("dep")) == [(51, 0)]  # written once old enough
+    assert [e.kind for e in seen] == []
+
+
+async def test_a_failure_is_written_at_once_with_the_successes_before_it(
+    lean: RedisClient, fake_clock: FakeClock
+) -> None:
+    mine = RedisBreakerStore(lean, fake_clock, max_staleness_s=10.0)
+    breakers = Breakers(mine, fake_clock, EventBus())
+    other = RedisBreakerStore(lean, fake_clock, max_staleness_s=0.0)
+    for _ in range(3):
+        await breakers.record("dep", POLICY, Outcome.SUCCESS, probe=False)
+    assert (await other.load("dep")).buckets == ()
+    await breakers.record("dep", POLICY, Outcome.FAILURE, probe=False)
+    state = await other.load("dep")
+    assert state.consecutive == 1 and counts(state) == [(4, 1)]
+
+
+async def test_unwritten_successes_never_hide_failures_of_other_replicas(
+    lean: RedisClient, fake_clock: FakeClock
+) -> None:
+    bus, seen = _bus()
+    a = Breakers(RedisBreakerStore(lean, fake_clock, max_staleness_s=10.0), fake_clock, bus)
+    b = Breakers(RedisBreakerStore(lean, fake_clock, max_staleness_s=0.0), fake_clock, bus)
+    await a.record("dep", POLICY, Outcome.SUCCESS, probe=False)  # kept locally by a
+    await b.record("dep", POLICY, Outcome.FAILURE, probe=False)
+    await b.record("dep", POLICY, Outcome.FAILURE, probe=False)  # b opens the shared breaker
+    assert (await b.state("dep")).status == OPEN
+    # a's cached view is stale, but its next change conflicts and lands on the shared state
+    await a.record("dep", POLICY, Outcome.FAILURE, probe=False)
+    assert (await a.state("dep")).status == OPEN
+    assert [e.kind for e in seen] == ["breaker.opened"]
+
+
+async def test_a_merged_window_keeps_buckets_in_order() -> None:
+    state = BreakerState(consecutive=0, buckets=((3, 2, 1), (5, 1, 0)))
+    assert merged(state, {4: 2, 5: 1}).buckets == ((3, 2, 1), (4, 2, 0), (5, 2, 0))
+    assert merged(BreakerState(status=OPEN), {4: 2}) == BreakerState(status=OPEN)
+    assert successes_only(state, BreakerState(buckets=((3, 2, 1), (5, 3, 0)))) == {5: 2}
+    assert successes_only(state, BreakerState(buckets=((3, 2, 1), (5, 2, 1)))) is None
+    assert successes_only(state, BreakerState(consecutive=1, buckets=state.buckets)) is None

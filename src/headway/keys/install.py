@@ -43,9 +43,9 @@ def open_invalidation(cfg: ConfigFile, clock: Clock, redis_client: Any = None) -
     if redis_client is None:
         if not cfg.state.redis_url:
             raise ConfigError("state.redis_url", "required when state.backend is redis")
-        import redis.asyncio as aioredis
+        from headway.stores.redis import connect
 
-        redis_client = aioredis.from_url(cfg.state.redis_url)
+        redis_client = connect(cfg.state.redis_url)
     from headway.keys.redis_invalidate import RedisInvalidation
 
     return RedisInvalidation(redis_client, cfg.keys.invalidation_channel, clock, owns_client=owns)
@@ -85,7 +85,7 @@ def install(runtime: RuntimeConfig, services: Services) -> Keys:
 
     Idempotent, so a config reload keeps the cache and the subscription. The resolver is also
     put in `services.extras["key_resolver"]`, where the server's authenticator finds it. A
-    redis.asyncio client already in `services.extras["redis"]` is reused for pub/sub."""
+    Redis client already in `services.extras["redis"]` is reused for pub/sub."""
     existing = services.extras.get(EXTRA)
     if isinstance(existing, Keys):
         return existing

@@ -10,17 +10,17 @@ import asyncio
 import logging
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from headway.clock import Clock
 from headway.keys.invalidate import ALL, Callback
+from headway.stores.redis import RedisError, Subscription, commands
 
 log = logging.getLogger("headway.keys")
 
 
 class RedisInvalidation:
-    """Pub/sub over a redis.asyncio client. Publishing failures are logged and swallowed:
-    the cache TTL bounds how long a replica can miss a revocation."""
+    """Pub/sub over a `headway.stores.redis.RedisClient` (or a redis-py asyncio client): the
+    subscription has a connection of its own. Publishing failures are logged and swallowed: the
+    cache TTL bounds how long a replica can miss a revocation."""
 
     def __init__(
         self,
@@ -32,7 +32,7 @@ class RedisInvalidation:
         reconnect_s: float = 1.0,
         start_timeout: float = 5.0,
     ) -> None:
-        self._client = client
+        self._client = commands(client)
         self._channel = channel
         self._clock = clock
         self._owns = owns_client
@@ -44,8 +44,8 @@ class RedisInvalidation:
 
     async def publish(self, key_hash: str) -> None:
         try:
-            await self._client.publish(self._channel, key_hash)
-        except (RedisError, OSError) as exc:
+            await self._client.execute_command("PUBLISH", self._channel, key_hash)
+        except RedisError as exc:
             log.warning("could not publish a key invalidation: %s", exc)
 
     def subscribe(self, callback: Callback) -> None:
@@ -69,24 +69,22 @@ class RedisInvalidation:
     async def _listen(self) -> None:
         lost = False
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            sub: Subscription = self._client.subscribe(self._channel)
             try:
-                await pubsub.subscribe(self._channel)
+                await sub.start()
                 if lost:
                     self._deliver(ALL)  # messages sent while we were away are gone
                     lost = False
                 self._ready.set()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        data = message["data"]
-                        self._deliver(data.decode() if isinstance(data, bytes) else str(data))
-            except (RedisError, OSError) as exc:
+                async for data in sub.messages():
+                    self._deliver(data.decode())
+            except RedisError as exc:
                 log.warning("key invalidation channel lost (%s); reconnecting", exc)
                 lost = True
                 self._ready.set()  # never block start() on an unreachable Redis
                 await self._clock.sleep(self._reconnect_s)
             finally:
-                await pubsub.aclose()
+                await sub.aclose()
 
     async def aclose(self) -> None:
         task, self._task = self._task, None

@@ -3,7 +3,8 @@
 One reservation is one round trip: a single EVALSHA of `lua/limits_v1.lua` that reads the
 server's TIME, checks every item of every tier and charges them all or none. Scripts are package
 data, read once; when the server does not know a script (restart, SCRIPT FLUSH) the NOSCRIPT
-error is answered with one EVAL, which also caches the script for the next EVALSHA.
+error is answered with one EVAL, which also caches the script for the next EVALSHA
+(`headway.stores.redis.Script`).
 
 Every key starts with the hash tag `{prefix}`, so in Redis Cluster all limit keys of all tiers
 live on one slot and one script can touch them (the price: limits live on one shard).
@@ -11,57 +12,36 @@ live on one slot and one script can touch them (the price: limits live on one sh
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis import exceptions as redis_errors
-
 from headway.clock import Clock
 from headway.limits.store import new_reservation_id
 from headway.limits.values import Item, Outcome, Rejection, Reservation, StoreUnavailable
+from headway.stores.redis import RedisClient, RedisUnavailable, Script, commands
+from headway.stores.redis import connect as _connect
 
 _KIND = {"bucket": "b", "window": "w", "concurrency": "c"}
-_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
-
-
-class Script:
-    """A Lua file shipped in headway.limits/lua, identified by its SHA-1."""
-
-    __slots__ = ("name", "sha", "text")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.text = resources.files("headway.limits").joinpath("lua", name).read_text("utf-8")
-        self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
 
 @cache
 def script() -> Script:
     """The limits script, read on first use (importing this module does no I/O)."""
-    return Script("limits_v1.lua")
+    text = resources.files("headway.limits").joinpath("lua", "limits_v1.lua").read_text("utf-8")
+    return Script(text)
 
 
-def connect(url: str, *, max_connections: int = 64, timeout_s: float = 5.0) -> Any:
-    """A `redis.asyncio` client whose pool makes callers wait for a free connection (up to
-    `timeout_s`) instead of failing when every connection is busy: under a burst of calls,
-    "too many connections" must not read as "Redis is down"."""
-    import redis.asyncio as aioredis
-
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout_s,
-        socket_connect_timeout=2.0,
-        socket_timeout=timeout_s,
-    )
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+def connect(url: str, *, max_connections: int = 64, timeout_s: float = 5.0) -> RedisClient:
+    """The shared client (headway.stores.redis): one pipelined connection, so concurrent calls
+    never wait for a free connection and "too many connections" never reads as "Redis is down".
+    `max_connections` is accepted for compatibility and unused."""
+    return _connect(url, timeout_s=timeout_s)
 
 
 def _num(x: Any) -> float:
-    return float(x.decode() if isinstance(x, bytes) else x)
+    return float(x)  # float() reads bytes, str and int alike
 
 
 def _fmt(x: float) -> str:
@@ -70,9 +50,9 @@ def _fmt(x: float) -> str:
 
 class RedisLimitStore:
     def __init__(self, client: Any, *, prefix: str = "headway", clock: Clock | None = None) -> None:
-        """`client` is a `redis.asyncio.Redis`. `clock`, for tests only, replaces the server's
-        TIME by the clock's time (passed as the script's time override)."""
-        self._client = client
+        """`client` is a `RedisClient` (or a redis-py asyncio client). `clock`, for tests only,
+        replaces the server's TIME by the clock's time (passed as the script's time override)."""
+        self._client = commands(client)
         self._prefix = "{" + prefix + "}:l:"
         self._clock = clock
 
@@ -84,14 +64,10 @@ class RedisLimitStore:
         return ""
 
     async def _run(self, keys: list[str], args: list[str]) -> list[Any]:
-        lua = script()
         try:
-            try:
-                result = await self._client.evalsha(lua.sha, len(keys), *keys, *args)
-            except redis_errors.NoScriptError:
-                result = await self._client.eval(lua.text, len(keys), *keys, *args)
-        except _DOWN as exc:
-            raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
+            result = await script().run(self._client, keys, args)
+        except RedisUnavailable as exc:
+            raise StoreUnavailable(str(exc)) from exc
         return list(result)
 
     async def reserve(

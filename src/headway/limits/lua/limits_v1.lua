@@ -31,7 +31,9 @@
 --            of an unreserved item), anchor (time of the reservation; "" = now)
 --   returns {now, used_1, ..., used_n}
 --   A level never drops below zero; a window is corrected only while the window the amount was
---   reserved in is still current (after its boundary it is gone).
+--   reserved in is still current (after its boundary it is gone). An item whose delta is 0 (a
+--   request counted as one request) is only read: a bucket drains the same whether or not its
+--   drained level is written back, and skipping the write saves an HSET and a PEXPIRE.
 --
 -- State and TTLs (derived from the windows, +1 s)
 --   bucket: hash {u = used, t = last write}; expires when it would have drained to zero
@@ -151,11 +153,13 @@ if ARGV[1] == 'settle' then
     local delta, anchor = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]) or now
     if k == 'b' then
       local used = math.max(0, bucket_level(key, lim, p) + delta)
-      put_bucket(key, used, lim, p)
+      if delta ~= 0 then
+        put_bucket(key, used, lim, p)
+      end
       out[#out + 1] = fmt(used)
     elseif k == 'w' then
       local used = window_level(key, p)
-      if windex(anchor, p) == windex(now, p) then
+      if delta ~= 0 and windex(anchor, p) == windex(now, p) then
         used = math.max(0, used + delta)
         put_window(key, used, p)
       end
