@@ -121,3 +121,32 @@ def test_tenant_with_separator_cannot_collide() -> None:
     a = request_key(req("q"), "a:b")
     assert a.split(":")[1] == "a%3Ab"
     assert request_key(req("q"), "a%3Ab") != a
+
+
+def _sequential_contractions(text: str) -> str:
+    """The reference: every contraction pass, in order, whatever the text."""
+    from headway.cache.normalize import _CONTRACTIONS
+
+    for pattern, repl in _CONTRACTIONS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def test_contraction_shortcuts_give_the_same_text_as_every_pass() -> None:
+    from headway.cache.normalize import expand_contractions
+
+    samples = [
+        "no apostrophe here",
+        "i cannot see it",
+        "cannot, can't, won't",
+        "wouldn't've",  # a later pass rewrites an earlier one's output
+        "don't's",
+        "it's the ticket's category; how'd she'd we're they've you'll i'm let's ain't shan't",
+        "cannotx xcannot",
+        "",
+    ]
+    for text in samples:
+        assert expand_contractions(text) == _sequential_contractions(text), text
+    # and the exact key's normal form of non-ASCII text still goes through NFKC
+    assert normalize_text("Ｗorld ﬁle café") == "world file café"
+    assert normalize_text("Don’t `Keep Case`") == "do not `Keep Case`"

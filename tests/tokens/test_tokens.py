@@ -93,3 +93,11 @@ def test_concurrent_first_use_loads_once(monkeypatch: pytest.MonkeyPatch) -> Non
         t.join()
     assert results == [2, 2, 2, 2]
     assert loads == ["cl100k_base"]
+
+
+def test_the_python_copy_of_the_vocabulary_is_not_kept() -> None:
+    # the Rust encoder has its own; tiktoken's dict is only for pickling (~29 MB per process)
+    enc = tokens.get_encoding("o200k_base")
+    assert not enc._mergeable_ranks
+    assert tokens.decode(tokens.encode("hello world")) == "hello world"
+    assert enc.decode_single_token_bytes(tokens.encode("hello")[0]) == b"hello"

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from headway.cache.config import CacheConfig
-from headway.cache.embed import build_embedder
-from headway.cache.index import MemoryIndex, VectorIndex
-from headway.cache.semantic import SemanticCache
 from headway.cache.store import CacheStore, MemoryStore, RedisStore
 from headway.config.runtime import RuntimeConfig
 from headway.errors import ConfigError
 from headway.services import Services
 
 if TYPE_CHECKING:
+    from headway.cache.index import VectorIndex
+    from headway.cache.semantic import SemanticCache
     from headway.cache.stage import CacheStage
+
+# The semantic tier (embedder, index, numpy: ~16 MB per worker) is imported only when it is
+# enabled, so an exact-only or cache-less gateway never loads it.
 
 #: where the live stage is published for the admin API and the degradation ladder
 EXTRAS_KEY = "cache"
@@ -32,6 +34,8 @@ def build_store(cfg: CacheConfig, runtime: RuntimeConfig, services: Services) ->
 
 
 def build_index(cfg: CacheConfig, runtime: RuntimeConfig) -> VectorIndex:
+    from headway.cache.index import MemoryIndex
+
     sem = cfg.semantic
     if sem.index == "memory":
         return MemoryIndex(exact_limit=sem.exact_limit, max_per_scope=sem.max_entries_per_scope)
@@ -49,6 +53,9 @@ def build_semantic(cfg: CacheConfig, runtime: RuntimeConfig) -> SemanticCache | 
     sem = cfg.semantic
     if not sem.enabled:
         return None
+    from headway.cache.embed import build_embedder
+    from headway.cache.semantic import SemanticCache
+
     return SemanticCache(
         build_embedder(sem.embedder),
         build_index(cfg, runtime),

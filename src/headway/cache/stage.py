@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from headway.cache.config import CacheConfig
 from headway.cache.entry import Entry, StreamAssembler, decode, encode, replay
-from headway.cache.index import Meta
 from headway.cache.keys import request_key, scope_of, single_turn_text
-from headway.cache.semantic import Lookup, SemanticCache
 from headway.cache.store import CacheStore
 from headway.cache.ttl import Decision, TtlPolicy
 from headway.clock import Clock
@@ -29,12 +28,17 @@ from headway.pipeline import ChatHandler, StreamHandler
 from headway.services import Services
 from headway.types import ChatChunk, ChatResponse
 
+if TYPE_CHECKING:
+    # the semantic tier (and numpy) is imported only when it is enabled (see factory.py)
+    from headway.cache.semantic import Lookup, SemanticCache
+
 
 @dataclass(slots=True)
 class _Plan:
     decision: Decision
     key: str
     tenant: str
+    #: the semantic scope; "" when the semantic tier is off (nothing reads it then)
     scope_id: str
     text: str | None  # single-turn text when the semantic cache applies
     lookup: Lookup | None = None
@@ -70,18 +74,21 @@ class CacheStage:
             return None
         request = call.request
         tenant = self._tenant(call)
+        key = request_key(request, tenant)
+        if self.semantic is None:
+            # the exact tier needs only the key: the scope (two more hashes) is semantic-only
+            return _Plan(decision, key, tenant, "", None)
         text = None
-        if self.semantic is not None:
-            route = self.policy.route(request.model)
-            if route is None or route.semantic is not False:
-                text = single_turn_text(request)
-                if text is None and not self.cfg.semantic.single_turn_only:
-                    text = "\n".join(m.text() for m in request.messages if m.role == "user")
+        route = self.policy.route(request.model)
+        if route is None or route.semantic is not False:
+            text = single_turn_text(request)
+            if text is None and not self.cfg.semantic.single_turn_only:
+                text = "\n".join(m.text() for m in request.messages if m.role == "user")
         scope = scope_of(request, tenant)
         fmt = (
             "-" if request.response_format is None else str(sorted(request.response_format.items()))
         )
-        return _Plan(decision, request_key(request, tenant), tenant, f"{scope.id()}|{fmt}", text)
+        return _Plan(decision, key, tenant, f"{scope.id()}|{fmt}", text)
 
     async def _entry(self, key: str) -> Entry | None:
         raw = await self.store.get(key)
@@ -134,6 +141,8 @@ class CacheStage:
             return
         await self.store.set(plan.key, raw, keep_s=keep, now=now)
         if self.semantic is not None and plan.text is not None:
+            from headway.cache.index import Meta
+
             vector = plan.lookup.vector if plan.lookup is not None else None
             if plan.lookup is None or plan.lookup.cacheable:
                 await self.semantic.add(

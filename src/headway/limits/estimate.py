@@ -80,7 +80,8 @@ class Estimator:
         if request.response_format:
             texts.append(orjson.dumps(request.response_format).decode())
         # each piece on its own, as the provider frames them: never fewer tokens than joined text
-        return fixed + sum(tokens.count(t, encoding) for t in texts if t)
+        encode = tokens.get_encoding(encoding).encode_ordinary  # = tokens.count, looked up once
+        return fixed + sum(len(encode(t)) for t in texts if t)
 
     def factor(self, deployment: Deployment) -> float:
         factors = self._settings.factors
@@ -93,6 +94,16 @@ class Estimator:
         defaults = [d.model.default_max_tokens for d in deployments if d.model.default_max_tokens]
         return max(defaults) if defaults else self._settings.default_max_tokens
 
+    def encoding_of(self, deployment: Deployment) -> str:
+        """The tiktoken encoding `deployment`'s input is counted in."""
+        encoding = tokens.encoding_for_model(deployment.model.model)
+        if (
+            self._settings.encoding != tokens.DEFAULT_ENCODING
+            and encoding == tokens.DEFAULT_ENCODING
+        ):
+            encoding = self._settings.encoding
+        return encoding
+
     def demand(
         self,
         request: ChatRequest,
@@ -102,17 +113,25 @@ class Estimator:
     ) -> Demand:
         """The call's demand on `deployment`. `counted` memoises raw counts per encoding, so a
         chain of several deployments counts the prompt once."""
-        encoding = tokens.encoding_for_model(deployment.model.model)
-        if (
-            self._settings.encoding != tokens.DEFAULT_ENCODING
-            and encoding == tokens.DEFAULT_ENCODING
-        ):
-            encoding = self._settings.encoding
+        return self.demand_in(
+            request, self.encoding_of(deployment), self.factor(deployment), output_cap, counted
+        )
+
+    def demand_in(
+        self,
+        request: ChatRequest,
+        encoding: str,
+        factor: float,
+        output_cap: int,
+        counted: dict[str, int] | None = None,
+    ) -> Demand:
+        """`demand` with the deployment's encoding and factor already resolved (the planner
+        resolves them once per config, not per call)."""
         memo = counted if counted is not None else {}
         raw = memo.get(encoding)
         if raw is None:
             raw = memo[encoding] = self.count_input(request, encoding)
-        return Demand(math.ceil(raw * self.factor(deployment)), output_cap * max(request.n, 1))
+        return Demand(math.ceil(raw * factor), output_cap * max(request.n, 1))
 
     def streamed_output(self, text: str, encoding: str = tokens.DEFAULT_ENCODING) -> int:
         """Tokens of output already sent when a stream ends without reported usage."""

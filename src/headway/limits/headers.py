@@ -8,28 +8,36 @@ import math
 from headway.budgets.values import MICRO
 from headway.errors import BudgetExceeded, RateLimited
 from headway.limits.values import Item, Rejection, Reservation
-from headway.limits.window import go_duration, reset_after
+from headway.limits.window import go_duration
 
 _FAMILY = {"requests": "requests", "tokens": "tokens"}
+_LIMIT = {f: f"x-ratelimit-limit-{f}" for f in _FAMILY}
+_REMAINING = {f: f"x-ratelimit-remaining-{f}" for f in _FAMILY}
+_RESET = {f: f"x-ratelimit-reset-{f}" for f in _FAMILY}
 
 
 def ratelimit_headers(res: Reservation) -> dict[str, str]:
     """The caller's tightest request and token limits (not the provider's, not budgets)."""
     best: dict[str, tuple[float, float, Item]] = {}
     for item, used in zip(res.items, res.used, strict=True):
-        family = _FAMILY.get(item.measure)
-        if family is None or item.budget or item.tier == "deployment" or item.kind != "bucket":
+        # cheapest tests first: this runs for every item of every call
+        if item.kind != "bucket" or item.budget or item.tier == "deployment":
             continue
-        remaining = max(0.0, item.limit - used)
-        reset = reset_after(item.kind, used, item.limit, item.period, res.at)
+        family = _FAMILY.get(item.measure)
+        if family is None:
+            continue
+        remaining = item.limit - used
+        if remaining < 0.0:
+            remaining = 0.0
+        reset = used * item.period / item.limit  # a bucket is whole again once drained
         current = best.get(family)
         if current is None or (remaining, -reset) < (current[0], -current[1]):
             best[family] = (remaining, reset, item)
     out: dict[str, str] = {}
     for family, (remaining, reset, item) in best.items():
-        out[f"x-ratelimit-limit-{family}"] = str(item.limit)
-        out[f"x-ratelimit-remaining-{family}"] = str(math.floor(remaining))
-        out[f"x-ratelimit-reset-{family}"] = go_duration(reset)
+        out[_LIMIT[family]] = str(item.limit)
+        out[_REMAINING[family]] = str(math.floor(remaining))
+        out[_RESET[family]] = go_duration(reset)
     return out
 
 

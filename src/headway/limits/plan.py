@@ -43,33 +43,58 @@ def esc(ident: str) -> str:
     return ident.replace("%", "%25").replace(":", "%3A")
 
 
-def amount(measure: Measure, demand: Demand) -> int:
-    if measure == "tokens":
-        return demand.total
-    if measure == "input":
-        return demand.input_tokens
-    if measure == "output":
-        return demand.output_tokens
-    return 1
-
-
-def rate_items(
-    tier: str, ident: str, spec: LimitSpec, demand: Demand, lease_s: float
-) -> list[Item]:
+def rate_protos(tier: str, ident: str, spec: LimitSpec, lease_s: float) -> tuple[Item, ...]:
+    """The items of one tier's rate limits with amounts left to `fill` (0), except counts of
+    requests and slots, which are always 1: those items are final and reused as they are."""
     out: list[Item] = []
     for metric, period, measure in _RATES:
         limit = getattr(spec, metric)
         if limit is not None:
             key = f"{tier}:{ident}:{metric}"
-            out.append(
-                Item(key, "bucket", limit, period, amount(measure, demand), tier, measure, metric)
-            )
+            fixed = 1 if measure == "requests" else 0
+            out.append(Item(key, "bucket", limit, period, fixed, tier, measure, metric))
     if spec.concurrency is not None:
         key = f"{tier}:{ident}:concurrency"
         out.append(
             Item(key, "concurrency", spec.concurrency, lease_s, 1, tier, "slots", "concurrency")
         )
-    return out
+    return tuple(out)
+
+
+#: measures whose amount is the same for every call (their prototype items are reused)
+_FIXED = frozenset(("requests", "slots"))
+
+
+def fill(protos: Iterable[Item], demand: Demand, cost_micro: int = 0) -> list[Item]:
+    """The prototype items with this call's amounts (tokens from `demand`, usd `cost_micro`)."""
+    amounts = {
+        "tokens": demand.total,
+        "input": demand.input_tokens,
+        "output": demand.output_tokens,
+        "usd": cost_micro,
+    }
+    return [
+        p
+        if p.measure in _FIXED
+        else Item(
+            p.key,
+            p.kind,
+            p.limit,
+            p.period,
+            amounts[p.measure],
+            p.tier,
+            p.measure,
+            p.label,
+            p.budget,
+        )
+        for p in protos
+    ]
+
+
+def rate_items(
+    tier: str, ident: str, spec: LimitSpec, demand: Demand, lease_s: float
+) -> list[Item]:
+    return fill(rate_protos(tier, ident, spec, lease_s), demand)
 
 
 @dataclass(slots=True)
@@ -146,6 +171,21 @@ class Planner:
                 self._chains[name] = (name,)
         self._task_routes = dict(runtime.file.routing)
         self._any_chat = tuple(d for d in self._deps.values() if not d.model.embeddings)
+        #: per deployment, resolved once: (encoding, estimate factor, price, own-limit items)
+        self._dep_info = {
+            name: (
+                estimator.encoding_of(dep),
+                estimator.factor(dep),
+                prices.get(name),
+                rate_protos("deployment", esc(name), self.deployments[name], self._lease)
+                if self._limits_on and name in self.deployments
+                else None,
+            )
+            for name, dep in self._deps.items()
+        }
+        #: caller identity -> its items with amounts to fill: built on a caller's first call,
+        #: never again (a config reload builds a new Planner; a changed key is a new identity)
+        self._callers: dict[_CallerId, _Caller] = {}
 
     def chain_of(self, call: Call) -> tuple[str, ...]:
         chain = self._chains.get(call.request.model)
@@ -167,12 +207,20 @@ class Planner:
         deps = tuple(self._deps[n] for n in chain)
         cap = self._estimator.output_cap(request, deps or self._any_chat)
         counted: dict[str, int] = {}
-        demands = {d.name: self._estimator.demand(request, d, cap, counted) for d in deps}
+        estimator = self._estimator
+        info = self._dep_info
+        demands: dict[str, Demand] = {}
+        for name in chain:
+            encoding, factor, _, _ = info[name]
+            demands[name] = estimator.demand_in(request, encoding, factor, cap, counted)
         if demands:
-            demand = Demand(
-                max(d.input_tokens for d in demands.values()),
-                max(d.output_tokens for d in demands.values()),
-            )
+            if len(demands) == 1:
+                demand = demands[chain[0]]
+            else:
+                demand = Demand(
+                    max(d.input_tokens for d in demands.values()),
+                    max(d.output_tokens for d in demands.values()),
+                )
             priced: tuple[Deployment, ...] = deps
         else:  # the model is unknown here (the terminal will say so); reserve the dearest case
             priced = self._any_chat
@@ -185,16 +233,13 @@ class Planner:
             )
         worst = self._worst_micro(priced, demands, demand)
         self._check_request(demand, worst)
-        items = self._caller_items(call, demand, worst)
+        items = self._caller(call).items(demand, worst)
         dep_items: dict[str, tuple[Item, ...]] = {}
-        if self._limits_on:
-            for name in chain:
-                spec = self.deployments.get(name)
-                if spec is not None:
-                    dep_items[name] = tuple(
-                        rate_items("deployment", esc(name), spec, demands[name], self._lease)
-                    )
-        return Plan(chain, demands, demand, cap, tuple(items), dep_items, worst)
+        for name in chain:
+            protos = info[name][3]
+            if protos is not None:
+                dep_items[name] = tuple(fill(protos, demands[name]))
+        return Plan(chain, demands, demand, cap, items, dep_items, worst)
 
     def _worst_micro(
         self, deps: tuple[Deployment, ...], demands: dict[str, Demand], fallback: Demand
@@ -203,7 +248,7 @@ class Planner:
             return 0
         worst = 0
         for dep in deps:
-            price = self._prices.get(dep.name)
+            price = self._dep_info[dep.name][2]
             if price is not None:
                 d = demands.get(dep.name, fallback)
                 worst = max(worst, worst_case_micro(d.input_tokens, d.output_tokens, price))
@@ -228,32 +273,66 @@ class Planner:
                 limit=f"tokens/request={limit.tokens}",
             )
 
-    def _caller_items(self, call: Call, demand: Demand, worst: int) -> list[Item]:
+    def _caller(self, call: Call) -> _Caller:
+        p = call.principal
+        user = self.user_of(call)
+        ident = (p.tenant, p.key_id, user, p.team, p.limits, p.budgets)
+        caller = self._callers.get(ident)
+        if caller is None:
+            if len(self._callers) >= _MAX_CALLERS:
+                self._callers.clear()  # rebuilt on demand: a bound, not an eviction policy
+            caller = self._callers[ident] = _Caller(self._caller_protos(call, user))
+        return caller
+
+    def _caller_protos(self, call: Call, user: str | None) -> tuple[Item, ...]:
         p = call.principal
         tenant = esc(p.tenant)
-        user = self.user_of(call)
         lease = self._lease
         items: list[Item] = []
         if self._limits_on:
             if p.key_id is not None:
                 spec = self.key.merged(p.limits)
-                items += rate_items("key", esc(p.key_id), spec, demand, lease)
+                items += rate_protos("key", esc(p.key_id), spec, lease)
             if user is not None and self.user is not None:
-                items += rate_items("user", f"{tenant}:{esc(user)}", self.user, demand, lease)
+                items += rate_protos("user", f"{tenant}:{esc(user)}", self.user, lease)
             team_spec = self.teams.get(p.team, self.team) if p.team is not None else None
             if team_spec is not None and p.team is not None:
-                items += rate_items("team", f"{tenant}:{esc(p.team)}", team_spec, demand, lease)
+                items += rate_protos("team", f"{tenant}:{esc(p.team)}", team_spec, lease)
             if self.global_ is not None:
-                items += rate_items("global", "all", self.global_, demand, lease)
+                items += rate_protos("global", "all", self.global_, lease)
         if self._budgets_on:
-            tokens = demand.total
             if p.key_id is not None:
                 own = p.budgets if p.budgets is not None else self.b_key
-                items += budget_items("key", esc(p.key_id), own, tokens, worst)
+                items += budget_items("key", esc(p.key_id), own, 0, 0)
             if user is not None:
-                items += budget_items("user", f"{tenant}:{esc(user)}", self.b_user, tokens, worst)
+                items += budget_items("user", f"{tenant}:{esc(user)}", self.b_user, 0, 0)
             if p.team is not None:
                 team_b = self.b_teams.get(p.team, self.b_team)
-                items += budget_items("team", f"{tenant}:{esc(p.team)}", team_b, tokens, worst)
-            items += budget_items("global", "all", self.b_global, tokens, worst)
-        return items
+                items += budget_items("team", f"{tenant}:{esc(p.team)}", team_b, 0, 0)
+            items += budget_items("global", "all", self.b_global, 0, 0)
+        return tuple(items)
+
+
+#: (tenant, key id, user, team, the key's own limits, the key's own budgets)
+_CallerId = tuple[str, str | None, str | None, str | None, LimitSpec | None, object]
+#: distinct callers remembered per Planner (each ~1 KB)
+_MAX_CALLERS = 10_000
+
+
+class _Caller:
+    """One caller's items. The last call's filled items are kept: a caller's next call with
+    the same amounts (the same prompt size and cap) reuses them as they are."""
+
+    __slots__ = ("_last", "_last_items", "protos")
+
+    def __init__(self, protos: tuple[Item, ...]) -> None:
+        self.protos = protos
+        self._last: tuple[int, int, int] | None = None
+        self._last_items: tuple[Item, ...] = ()
+
+    def items(self, demand: Demand, worst: int) -> tuple[Item, ...]:
+        amounts = (demand.input_tokens, demand.output_tokens, worst)
+        if amounts != self._last:
+            self._last_items = tuple(fill(self.protos, demand, worst))
+            self._last = amounts
+        return self._last_items

@@ -68,14 +68,18 @@ class FairQueue:
         keys: Iterable[str],
         priority: str,
         until: float,
+        *,
+        first: Rejection | None = None,
     ) -> Outcome:
         """Reserve through `attempt`, waiting in line until `until` (Clock.monotonic scale).
-        Returns the Reservation, or the last Rejection when waiting cannot help."""
+        Returns the Reservation, or the last Rejection when waiting cannot help. `first` is the
+        outcome of an attempt the caller already made, with nobody in line (`free`): it is
+        waited on instead of trying again at once."""
         rank = PRIORITY_RANK.get(priority, 0)
         line_key = self._busy(keys, rank)
         last: Outcome | None = None
         if line_key is None:
-            last = await attempt()
+            last = first if first is not None else await attempt()
             if isinstance(last, Reservation) or not self._worth_waiting(last, until):
                 return last
             line_key = last.key
@@ -105,6 +109,14 @@ class FairQueue:
                 pending = None
         finally:
             self._leave(line_key, waiter)
+
+    def free(self, keys: Iterable[str], priority: str) -> bool:
+        """Nobody of the same or higher priority waits on these limits: a call may try to
+        reserve at once, as `admit` would."""
+        return self._busy(keys, PRIORITY_RANK.get(priority, 0)) is None
+
+    def worth_waiting(self, rej: Rejection, until: float) -> bool:
+        return self._worth_waiting(rej, until)
 
     def _pause(self, rej: Rejection, until: float) -> float:
         remaining = until - self._clock.monotonic()

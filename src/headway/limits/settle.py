@@ -1,17 +1,29 @@
-"""Settlement, pure: from what a call really used to the amounts each reserved item keeps."""
+"""Settlement: from what a call really used to its cost and the amounts each reserved item
+keeps. `account` and `settled_stream` are the one implementation both the limits stage and the
+settle-only stage (limits/settle_only.py) use; the rest is pure arithmetic."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 from headway.budgets.pricing import Price, cost_micro
 from headway.budgets.values import MICRO
+from headway.context import Call
 from headway.limits.estimate import Demand
 from headway.limits.values import Item
-from headway.types import Usage
+from headway.observe.events import EventBus
+from headway.pipeline import StreamHandler
+from headway.types import ChatChunk, Usage
+
+EVENT = "call.settled"
+HITS = ("exact", "semantic", "stale")
+_ZERO = Decimal(0)
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True, frozen=True)
@@ -95,3 +107,87 @@ def settlement(
         else:
             out.append(actual.amount(item))
     return out
+
+
+def account(
+    call: Call,
+    reported: Usage | None,
+    *,
+    started: bool,
+    price: Price | None,
+    estimate: Callable[[], Demand],
+    streamed: Callable[[], int],
+) -> tuple[Usage, Decimal | None]:
+    """What a finished call used and cost (micro-dollars; None when unpriced); sets
+    `served.cost_usd`. `price` is the serving deployment's (for a hit: the one a fresh call would
+    have used). `estimate` and `streamed` are called only for a stream cut before its usage
+    arrived, the one case that needs counting: the input estimate and the output already sent."""
+    served = call.served
+    if served.cache in HITS:
+        # a hit used and cost nothing upstream; what it saved is reported, never spent
+        if served.cost_usd is None:  # unless the cache said so already
+            served.cost_usd = savings_usd(served.usage, price)
+        return Usage(), _ZERO
+    usage = reported if reported is not None else served.usage
+    if usage is None:
+        usage = actual_usage(
+            None,
+            cache_hit=False,
+            started=started,
+            demand=estimate() if started else Demand(0, 0),
+            streamed_tokens=streamed() if started else 0,
+        )
+    cost = price_usage(usage, price)
+    if cost is not None:
+        served.cost_usd = float(cost / MICRO)
+    return usage, cost
+
+
+def emit_settled(
+    events: EventBus, call: Call, usage: Usage, cost: Decimal | None, dep: str | None
+) -> None:
+    """`call.settled`: the ledger and the spend metrics listen."""
+    if events.wants(EVENT):
+        events.emit(
+            EVENT,
+            call=call,
+            usage=usage,
+            cost_usd=None if cost is None else cost / MICRO,
+            deployment=dep,
+        )
+
+
+async def settled_stream(
+    call: Call,
+    nxt: StreamHandler,
+    begin: Callable[[Call], Awaitable[T]],
+    end: Callable[[Call, T, Usage | None, bool, list[str]], Awaitable[None]],
+) -> AsyncIterator[ChatChunk]:
+    """A stream that settles once it is over: `begin` runs before the first chunk (its errors
+    still reach the caller as a plain HTTP error), `end(call, token, usage, started, parts)` in the
+    generator's `finally`: on normal end, on error, and when the client goes away (GeneratorExit
+    from aclose, or CancelledError). `parts` is the output text sent, for a stream cut before
+    its usage arrived."""
+    token = await begin(call)
+    usage: Usage | None = None
+    parts: list[str] = []
+    started = False
+    chunks = nxt(call)
+    try:
+        async for chunk in chunks:
+            started = True
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if chunk.text:
+                parts.append(chunk.text)
+            for delta in chunk.tool_calls:
+                parts.append((delta.name or "") + delta.arguments)
+            yield chunk
+    finally:
+        try:
+            # the client went away: close the upstream stream too, before accounting
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+        finally:
+            await end(call, token, usage, started, parts)

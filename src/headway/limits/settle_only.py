@@ -20,21 +20,22 @@ Both modes agree on what a call is worth:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from decimal import Decimal
 
 from headway import tokens
 from headway.budgets.pricing import PriceBook
-from headway.budgets.values import MICRO
 from headway.config.runtime import RuntimeConfig
 from headway.context import Call
 from headway.limits.estimate import Demand, Estimator
-from headway.limits.settle import actual_usage, price_usage, savings_usd
+from headway.limits.settle import EVENT, HITS, account, emit_settled, settled_stream
 from headway.observe.events import EventBus
 from headway.pipeline import ChatHandler, StreamHandler
 from headway.types import ChatChunk, ChatResponse, Usage
 
-EVENT = "call.settled"
-_HITS = ("exact", "semantic", "stale")
+__all__ = ["EVENT", "SettleStage", "build_settle_only"]
+
+
+async def _begin(call: Call) -> None:
+    return None  # nothing to admit
 
 
 class SettleStage:
@@ -71,42 +72,23 @@ class SettleStage:
         self, call: Call, reported: Usage | None, *, started: bool, parts: list[str] | None = None
     ) -> None:
         served = call.served
-        if served.cache in _HITS:
-            if served.cost_usd is None:
-                first = self._first_of(call)
-                served.cost_usd = savings_usd(
-                    served.usage, self._prices.get(first) if first is not None else None
-                )
-            self._emit(call, Usage(), Decimal(0), served.deployment)
-            return
-        dep = served.deployment or self._first_of(call)
-        usage = reported if reported is not None else served.usage
-        if usage is None and started:
-            streamed = self._estimator.streamed_output("".join(parts)) if parts else 0
-            usage = actual_usage(
-                None,
-                cache_hit=False,
-                started=True,
-                demand=self._estimate(call, dep),
-                streamed_tokens=streamed,
-            )
-        if usage is None:
-            usage = Usage()
-        price = self._prices.get(dep) if dep is not None else None
-        cost = price_usage(usage, price)
-        if cost is not None:
-            served.cost_usd = float(cost / MICRO)
-        self._emit(call, usage, cost, dep)
+        hit = served.cache in HITS
+        # a hit is priced at the deployment a fresh call would have tried first
+        dep = self._first_of(call) if hit else served.deployment or self._first_of(call)
+        usage, cost = account(
+            call,
+            reported,
+            started=started,
+            price=self._prices.get(dep) if dep is not None else None,
+            estimate=lambda: self._estimate(call, dep),
+            streamed=lambda: self._estimator.streamed_output("".join(parts)) if parts else 0,
+        )
+        emit_settled(self._events, call, usage, cost, served.deployment if hit else dep)
 
-    def _emit(self, call: Call, usage: Usage, cost: Decimal | None, dep: str | None) -> None:
-        if self._events.wants(EVENT):
-            self._events.emit(
-                EVENT,
-                call=call,
-                usage=usage,
-                cost_usd=None if cost is None else cost / MICRO,
-                deployment=dep,
-            )
+    async def _end(
+        self, call: Call, _: None, usage: Usage | None, started: bool, parts: list[str]
+    ) -> None:
+        self.settle(call, usage, started=started, parts=parts)
 
     async def chat(self, call: Call, nxt: ChatHandler) -> ChatResponse:
         try:
@@ -117,29 +99,8 @@ class SettleStage:
         self.settle(call, response.usage, started=True)
         return response
 
-    async def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
-        usage: Usage | None = None
-        parts: list[str] = []
-        started = False
-        chunks = nxt(call)
-        try:
-            async for chunk in chunks:
-                started = True
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.text:
-                    parts.append(chunk.text)
-                for delta in chunk.tool_calls:
-                    parts.append((delta.name or "") + delta.arguments)
-                yield chunk
-        finally:
-            try:
-                # the client went away: close the upstream stream too, before accounting
-                close = getattr(chunks, "aclose", None)
-                if close is not None:
-                    await close()
-            finally:
-                self.settle(call, usage, started=started, parts=parts)
+    def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
+        return settled_stream(call, nxt, _begin, self._end)
 
 
 def build_settle_only(runtime: RuntimeConfig, events: EventBus) -> SettleStage | None:

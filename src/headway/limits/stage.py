@@ -9,22 +9,27 @@ wait in a fair queue when capacity is short, settle to real usage after.
             as zero usage and cost; `served.cost_usd` then holds what they saved (details and
             the settle-only mode used when limits and budgets are off: limits/settle_only.py)
 
-Streams settle in the generator's `finally`: on normal end, on error, and when the client goes
-away (GeneratorExit from aclose, or CancelledError); settlement is shielded so a second
-cancellation cannot lose it.
+Streams settle in the generator's `finally` (limits/settle.settled_stream, shared with the
+settle-only stage): on normal end, on error, and when the client goes away (GeneratorExit from
+aclose, or CancelledError). With a remote store, settlement runs in a shielded task so a second
+cancellation cannot lose it; the memory store reserves and settles synchronously (nothing to
+cancel, and no coroutine, task or queue round per call while nobody waits in line).
+
+The planner resolves each caller's items and each deployment's encoding, factor and price once
+(per config; a changed key is a new caller), so a call only fills in its amounts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
+from operator import attrgetter
 
 from headway.budgets.alerts import BudgetAlerts
 from headway.budgets.pricing import PriceBook
-from headway.budgets.values import MICRO
 from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
 from headway.context import Call
@@ -35,20 +40,20 @@ from headway.limits.estimate import Estimator
 from headway.limits.headers import ratelimit_headers, rejection_error
 from headway.limits.plan import Plan, Planner, esc, rate_items
 from headway.limits.queue import FairQueue
-from headway.limits.settle import Actual, actual_usage, price_usage, savings_usd, settlement
+from headway.limits.settle import HITS, Actual, account, emit_settled, settled_stream, settlement
 from headway.limits.settle_only import SettleStage, build_settle_only
 from headway.limits.setup import check_config, shared_store
-from headway.limits.store import LimitStore
+from headway.limits.store import LimitStore, MemoryLimitStore
 from headway.limits.values import Item, Outcome, Rejection, Reservation, StoreUnavailable
 from headway.observe.events import EventBus
 from headway.pipeline import ChatHandler, StreamHandler
 from headway.services import Services
-from headway.types import ChatChunk, ChatResponse, Usage
+from headway.types import ChatChunk, ChatRequest, ChatResponse, Usage
 
 log = logging.getLogger("headway.limits")
 
-_HITS = ("exact", "semantic", "stale")
 _NOTHING = Reservation("", (), (), 0.0)
+_NO_SKIP: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -81,6 +86,8 @@ class LimitsStage:
         self._prices = prices
         self._planner = Planner(runtime, self._estimator, self._prices)
         self._store = store
+        #: the per-process store, when that is the backend: reserved and settled synchronously
+        self._memory = store if type(store) is MemoryLimitStore else None
         self._queue = queue
         self._capacity = capacity
         self._alerts = alerts
@@ -93,31 +100,21 @@ class LimitsStage:
     async def _admit(self, call: Call) -> Ticket:
         plan = self._planner.plan(call)
         if self._cfg.estimate.cap_output and call.request.max_tokens is None:
-            call.request = replace(call.request, max_tokens=plan.output_cap)
+            call.request = _with_max_tokens(call.request, plan.output_cap)
         candidates: list[str] = list(plan.chain)
         clock = self._clock
         inside = 0.0  # seconds spent in store round trips: headway's overhead, not waiting
 
         async def attempt() -> Outcome:
-            nonlocal inside
+            nonlocal inside, candidates
             began = clock.monotonic()
             try:
-                return await reserve()
+                candidates, early, groups = self._groups(plan)
+                if early is not None:
+                    return early
+                return await self._store.reserve(plan.items, groups)
             finally:
                 inside += clock.monotonic() - began
-
-        async def reserve() -> Outcome:
-            nonlocal candidates
-            now = self._clock.time()
-            waits = {d: self._capacity.wait(d, plan.demands[d], now) for d in plan.chain}
-            candidates = [d for d in plan.chain if waits[d] <= 0]
-            if plan.chain and not candidates:
-                first = min(plan.chain, key=waits.__getitem__)
-                return Rejection(_provider_item(first), waits[first], now)
-            groups = [plan.dep_items.get(d, ()) for d in candidates]
-            if not plan.items and not any(groups):
-                return _NOTHING
-            return await self._store.reserve(plan.items, groups if any(groups) else ())
 
         wait = self._cfg.wait
         now = self._clock.monotonic()
@@ -127,13 +124,25 @@ class LimitsStage:
             if call.deadline is not None:
                 until = min(until, call.deadline)
         keys = [i.key for i in plan.items]
-        try:
-            outcome = await self._queue.admit(attempt, keys, call.priority, until)
-        except StoreUnavailable as exc:
-            return self._store_down(call, plan, exc)
-        finally:
-            # time in line for capacity is reported apart from headway's own overhead
-            call.served.wait_s += max(0.0, clock.monotonic() - now - inside)
+        outcome: Outcome | None = None
+        memory = self._memory
+        if memory is not None and self._queue.free(keys, call.priority):
+            # nobody waits and the store is in-process: try at once, without coroutines
+            candidates, early, groups = self._groups(plan)
+            outcome = early if early is not None else memory.reserve_now(plan.items, groups)
+            if isinstance(outcome, Rejection) and self._queue.worth_waiting(outcome, until):
+                outcome = await self._queue.admit(
+                    attempt, keys, call.priority, until, first=outcome
+                )
+                call.served.wait_s += max(0.0, clock.monotonic() - now - inside)
+        else:
+            try:
+                outcome = await self._queue.admit(attempt, keys, call.priority, until)
+            except StoreUnavailable as exc:
+                return self._store_down(call, plan, exc)
+            finally:
+                # time in line for capacity is reported apart from headway's own overhead
+                call.served.wait_s += max(0.0, clock.monotonic() - now - inside)
         if isinstance(outcome, Rejection):
             self._alerts.on_rejection(outcome)
             if self._events.wants("limits.rejected"):
@@ -150,13 +159,33 @@ class LimitsStage:
         if chosen is None and candidates:
             chosen = candidates[0]
         if chosen is not None:
-            keep = candidates[candidates.index(chosen) :]
-            call.skip_deployments = frozenset(d for d in plan.chain if d not in keep)
+            if chosen == candidates[0] and len(candidates) == len(plan.chain):
+                call.skip_deployments = _NO_SKIP  # the common case: every deployment may serve
+            else:
+                keep = candidates[candidates.index(chosen) :]
+                call.skip_deployments = frozenset(d for d in plan.chain if d not in keep)
             self._capacity.debit(chosen, plan.demands[chosen])
         if outcome.items:
             call.served.ratelimit_headers.update(ratelimit_headers(outcome))
             self._alerts.after_reserve(outcome)
         return Ticket(plan, outcome, chosen)
+
+    def _groups(self, plan: Plan) -> tuple[list[str], Outcome | None, Sequence[tuple[Item, ...]]]:
+        """The deployments with provider capacity now, an outcome when the store need not be
+        asked (none has capacity; nothing to reserve), and their groups of own limits."""
+        chain = plan.chain
+        candidates = list(chain)
+        if chain:
+            now = self._clock.time()
+            waits = {d: self._capacity.wait(d, plan.demands[d], now) for d in chain}
+            candidates = [d for d in chain if waits[d] <= 0]
+            if not candidates:
+                first = min(chain, key=waits.__getitem__)
+                return candidates, Rejection(_provider_item(first), waits[first], now), ()
+        groups = [plan.dep_items.get(d, ()) for d in candidates]
+        if not any(groups):
+            return candidates, None if plan.items else _NOTHING, ()
+        return candidates, None, groups
 
     def _store_down(self, call: Call, plan: Plan, exc: StoreUnavailable) -> Ticket:
         budgets = any(i.budget for i in plan.items)
@@ -188,60 +217,63 @@ class LimitsStage:
         reported: Usage | None,
         *,
         started: bool,
-        streamed: str = "",
+        parts: list[str] | None = None,
     ) -> None:
-        task = asyncio.ensure_future(self._settle(ticket, call, reported, started, streamed))
+        served = call.served
+        dep = served.deployment or ticket.deployment
+        plan = ticket.plan
+        usage, cost = account(
+            call,
+            reported,
+            started=started,
+            price=self._prices.get(dep) if dep is not None else None,
+            estimate=lambda: plan.demands.get(dep, plan.demand) if dep is not None else plan.demand,
+            streamed=lambda: self._estimator.streamed_output("".join(parts)) if parts else 0,
+        )
+        # a hit is recorded as a call that used and cost nothing upstream (see settle_only)
+        settled_dep = served.deployment if served.cache in HITS else dep
+        res = ticket.reservation
+        if res is None or not res.items:
+            emit_settled(self._events, call, usage, cost, settled_dep)
+            return
+        actual = Actual(usage, cost)
+        amounts = settlement(
+            res.items,
+            actual,
+            reserved_dep=ticket.deployment,
+            served_dep=served.deployment,
+            keeps_reserved=ticket.deployment in self._planner.keeps_reserved,
+        )
+        extra = self._moved_items(plan, ticket.deployment, served.deployment, actual)
+        if self._memory is not None:
+            # synchronous: nothing can cancel it halfway, so it needs no task of its own
+            self._memory.settle_now(res, amounts, extra=extra)
+            self._queue.kick(i.key for i in res.items)
+            emit_settled(self._events, call, usage, cost, settled_dep)
+            return
+        # a remote store: a task, shielded, so a second cancellation cannot lose the settlement
+        task = asyncio.ensure_future(
+            self._settle(call, res, amounts, extra, (usage, cost, settled_dep))
+        )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         await asyncio.shield(task)
 
     async def _settle(
-        self, ticket: Ticket, call: Call, reported: Usage | None, started: bool, streamed: str
+        self,
+        call: Call,
+        res: Reservation,
+        amounts: list[int],
+        extra: list[Item],
+        settled: tuple[Usage, Decimal | None, str | None],
     ) -> None:
-        served = call.served
-        hit = served.cache in _HITS
-        dep = served.deployment or ticket.deployment
-        plan = ticket.plan
-        demand = plan.demands.get(dep, plan.demand) if dep is not None else plan.demand
-        usage = actual_usage(
-            reported if reported is not None else served.usage,
-            cache_hit=hit,
-            started=started,
-            demand=demand,
-            streamed_tokens=self._estimator.streamed_output(streamed) if streamed else 0,
-        )
-        price = self._prices.get(dep) if dep is not None else None
-        cost = Decimal(0) if hit else price_usage(usage, price)
-        actual = Actual(usage, cost)
-        if hit:
-            if served.cost_usd is None:  # unless the cache said so already
-                served.cost_usd = savings_usd(served.usage, price)
-        elif cost is not None:
-            served.cost_usd = float(cost / MICRO)
-        res = ticket.reservation
-        if res is not None and res.items:
-            amounts = settlement(
-                res.items,
-                actual,
-                reserved_dep=ticket.deployment,
-                served_dep=served.deployment,
-                keeps_reserved=ticket.deployment in self._planner.keeps_reserved,
-            )
-            extra = self._moved_items(plan, ticket.deployment, served.deployment, actual)
-            try:
-                await self._store.settle(res, amounts, extra=extra)
-            except StoreUnavailable as exc:
-                # the reservation stays charged until its windows drain: safe, never overspent
-                log.warning("could not settle %s: %s", call.request_id, exc)
-            self._queue.kick(i.key for i in res.items)
-        # a hit is recorded as a call that used and cost nothing upstream (see settle_only)
-        self._events.emit(
-            "call.settled",
-            call=call,
-            usage=usage,
-            cost_usd=None if cost is None else cost / MICRO,
-            deployment=served.deployment if hit else dep,
-        )
+        try:
+            await self._store.settle(res, amounts, extra=extra)
+        except StoreUnavailable as exc:
+            # the reservation stays charged until its windows drain: safe, never overspent
+            log.warning("could not settle %s: %s", call.request_id, exc)
+        self._queue.kick(i.key for i in res.items)
+        emit_settled(self._events, call, *settled)
 
     def _moved_items(
         self, plan: Plan, reserved: str | None, served: str | None, actual: Actual
@@ -273,34 +305,31 @@ class LimitsStage:
         await self._finish(ticket, call, response.usage, started=True)
         return response
 
-    async def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
-        ticket = await self._admit(call)
-        usage: Usage | None = None
-        parts: list[str] = []
-        started = False
-        chunks = nxt(call)
-        try:
-            async for chunk in chunks:
-                started = True
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.text:
-                    parts.append(chunk.text)
-                for delta in chunk.tool_calls:
-                    parts.append((delta.name or "") + delta.arguments)
-                yield chunk
-        finally:
-            try:
-                # the client went away: close the upstream stream too, before accounting
-                close = getattr(chunks, "aclose", None)
-                if close is not None:
-                    await close()
-            finally:
-                await self._finish(ticket, call, usage, started=started, streamed="".join(parts))
+    def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
+        return settled_stream(call, nxt, self._admit, self._end)
+
+    async def _end(
+        self, call: Call, ticket: Ticket, usage: Usage | None, started: bool, parts: list[str]
+    ) -> None:
+        await self._finish(ticket, call, usage, started=started, parts=parts)
 
     async def aclose(self) -> None:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+#: ChatRequest's fields, read once: `dataclasses.replace` looks them up and checks each on
+#: every call; building the copy positionally from them costs about a third less
+_REQUEST_FIELDS = tuple(f.name for f in fields(ChatRequest))
+_REQUEST_VALUES = attrgetter(*_REQUEST_FIELDS)
+_MAX_TOKENS = _REQUEST_FIELDS.index("max_tokens")
+assert all(f.init for f in fields(ChatRequest)), "_with_max_tokens needs init fields only"
+
+
+def _with_max_tokens(request: ChatRequest, cap: int) -> ChatRequest:
+    values = list(_REQUEST_VALUES(request))
+    values[_MAX_TOKENS] = cap
+    return ChatRequest(*values)
 
 
 def _provider_item(deployment: str) -> Item:

@@ -67,12 +67,21 @@ class MemoryLimitStore:
         self._ops = 0
 
     # ---- reading ----------------------------------------------------------------------------
+    # Buckets (every rate limit) are inlined: these run for every item twice per call. The
+    # formulas are window.drain, bucket_wait and bucket_ttl, which the Lua script mirrors.
 
     def _level(self, item: Item, now: float) -> float:
-        if item.kind == "bucket":
-            used, ts, _ = self._buckets.get(item.key, (0.0, now, now))
-            return window.drain(used, ts, now, item.limit, item.period)
-        if item.kind == "window":
+        kind = item.kind
+        if kind == "bucket":
+            state = self._buckets.get(item.key)
+            if state is None:
+                return 0.0
+            used, ts, _ = state
+            if used > 0 and now > ts:
+                left = used - (now - ts) * item.limit / item.period
+                return left if left > 0.0 else 0.0
+            return used
+        if kind == "window":
             idx, used, _ = self._windows.get(item.key, (-1.0, 0.0, now))
             return used if idx == window.window_index(now, item.period) else 0.0
         leases = self._leases.get(item.key)
@@ -83,32 +92,32 @@ class MemoryLimitStore:
         return float(len(leases))
 
     def _wait(self, item: Item, level: float, now: float) -> float | None:
-        if item.kind == "bucket":
-            return window.bucket_wait(level, item.amount, item.limit, item.period)
-        if item.kind == "window":
-            return window.window_wait(level, item.amount, item.limit, now, item.period)
         if item.amount > item.limit:
-            return None
+            return None  # never fits, whatever the kind
         if level + item.amount <= item.limit:
             return 0.0
+        if item.kind == "bucket":
+            return (level + item.amount - item.limit) * item.period / item.limit
+        if item.kind == "window":
+            return window.window_reset(now, item.period)
         return min(self._leases[item.key].values()) - now
 
     # ---- writing ----------------------------------------------------------------------------
 
     def _charge(self, item: Item, level: float, delta: float, rid: str, now: float) -> float:
-        if item.kind == "bucket":
-            used = max(0.0, level + delta)
-            expiry = now + window.bucket_ttl(used, item.limit, item.period)
-            self._buckets[item.key] = (used, now, expiry)
+        kind = item.kind
+        if kind == "concurrency":
+            self._leases.setdefault(item.key, {})[rid] = now + item.period
+            return level + 1
+        used = level + delta
+        if not used > 0.0:
+            used = 0.0
+        if kind == "bucket":
+            self._buckets[item.key] = (used, now, now + used * item.period / item.limit)
             return used
-        if item.kind == "window":
-            used = max(0.0, level + delta)
-            reset = window.window_reset(now, item.period)
-            expiry = now + reset if reset is not None else float("inf")
-            self._windows[item.key] = (window.window_index(now, item.period), used, expiry)
-            return used
-        self._leases.setdefault(item.key, {})[rid] = now + item.period
-        return level + 1
+        idx, reset = window.window_span(now, item.period)
+        self._windows[item.key] = (idx, used, now + reset if reset is not None else float("inf"))
+        return used
 
     async def reserve(
         self,
@@ -117,13 +126,25 @@ class MemoryLimitStore:
         *,
         now: float | None = None,
     ) -> Outcome:
+        return self.reserve_now(items, alternatives, now=now)
+
+    def reserve_now(
+        self,
+        items: Sequence[Item],
+        alternatives: Sequence[Sequence[Item]] = (),
+        *,
+        now: float | None = None,
+    ) -> Outcome:
+        """`reserve` without the coroutine (the limits stage's fast path)."""
         t = self._clock.time() if now is None else now
         self._maybe_sweep(t)
-        levels: dict[int, float] = {}
+        level_of, wait_of = self._level, self._wait
+        levels: list[float] = []
         worst, worst_item = 0.0, None
         for item in items:
-            level = levels[id(item)] = self._level(item, t)
-            wait = self._wait(item, level, t)
+            level = level_of(item, t)
+            levels.append(level)
+            wait = wait_of(item, level, t)
             if wait is None:
                 return Rejection(item, None, t)
             if wait > worst:
@@ -133,9 +154,11 @@ class MemoryLimitStore:
         never: Item | None = None
         for j, group in enumerate(alternatives):
             group_wait, group_item, fits_ever = 0.0, None, True
+            group_levels: list[float] = []
             for item in group:
-                level = levels[id(item)] = self._level(item, t)
-                wait = self._wait(item, level, t)
+                level = level_of(item, t)
+                group_levels.append(level)
+                wait = wait_of(item, level, t)
                 if wait is None:
                     fits_ever, never = False, never or item
                     break
@@ -145,6 +168,7 @@ class MemoryLimitStore:
                 continue
             if group_item is None:
                 choice = j
+                levels += group_levels
                 break
             if best is None or group_wait < best[0]:
                 best = (group_wait, group_item)
@@ -158,7 +182,10 @@ class MemoryLimitStore:
             return Rejection(worst_item, worst, t)
         applied = (*items, *(alternatives[choice] if choice >= 0 else ()))
         rid = new_reservation_id()
-        used = tuple(self._charge(i, levels[id(i)], i.amount, rid, t) for i in applied)
+        charge = self._charge
+        used = tuple(
+            charge(i, level, i.amount, rid, t) for i, level in zip(applied, levels, strict=True)
+        )
         return Reservation(rid, applied, used, t, choice)
 
     async def settle(
@@ -169,23 +196,38 @@ class MemoryLimitStore:
         extra: Sequence[Item] = (),
         now: float | None = None,
     ) -> tuple[float, ...]:
+        return self.settle_now(reservation, actual, extra=extra, now=now)
+
+    def settle_now(
+        self,
+        reservation: Reservation,
+        actual: Sequence[int],
+        *,
+        extra: Sequence[Item] = (),
+        now: float | None = None,
+    ) -> tuple[float, ...]:
+        """`settle` without the coroutine: the limits stage calls it directly, which spares
+        each call a task and a shield (nothing here awaits, so nothing can interrupt it)."""
         if len(actual) != len(reservation.items):
             raise ValueError("settle needs one actual amount per reserved item")
         t = self._clock.time() if now is None else now
-        out: list[float] = []
-        for item, amount in zip(reservation.items, actual, strict=True):
-            out.append(self._correct(item, amount - item.amount, reservation, t))
+        correct = self._correct
+        out = [
+            correct(item, amount - item.amount, reservation, t)
+            for item, amount in zip(reservation.items, actual, strict=True)
+        ]
         for item in extra:
-            out.append(self._correct(item, item.amount, None, t))
+            out.append(correct(item, item.amount, None, t))
         return tuple(out)
 
     def _correct(self, item: Item, delta: float, res: Reservation | None, now: float) -> float:
-        if item.kind == "concurrency":
+        kind = item.kind
+        if kind == "concurrency":
             leases = self._leases.get(item.key, {})
             if res is not None:
                 leases.pop(res.id, None)
             return self._level(item, now)
-        if item.kind == "window":
+        if kind == "window":
             anchor = res.at if res is not None else now
             if window.window_index(anchor, item.period) != window.window_index(now, item.period):
                 return self._level(item, now)  # that window is over: nothing left to correct

@@ -86,6 +86,16 @@ def window_reset(now: float, period: float) -> float | None:
     return (window_index(now, period) + 1) * period - now
 
 
+def window_span(now: float, period: float) -> tuple[float, float | None]:
+    """`(window_index, window_reset)` of `now`, the index computed once."""
+    if period == MONTH:
+        return window_index(now, period), window_reset(now, period)
+    if period <= 0:
+        return 0.0, None
+    idx = math.floor(now / period)
+    return idx, (idx + 1) * period - now
+
+
 def window_wait(used: float, amount: int, limit: int, now: float, period: float) -> float | None:
     if amount > limit:
         return None
