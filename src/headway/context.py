@@ -39,6 +39,20 @@ class Principal:
     #: this key's own budgets; when set they replace the `budgets.key` default
     budgets: tuple[BudgetSpec, ...] | None = None
 
+    def with_user(self, user: str) -> Principal:
+        """This principal acting for `user`. Built field by field: `dataclasses.replace` costs
+        several microseconds per request on the server path (keep in step with the fields)."""
+        return Principal(
+            self.tenant,
+            user,
+            self.team,
+            self.key_id,
+            self.allowed_models,
+            self.is_admin,
+            self.limits,
+            self.budgets,
+        )
+
 
 ANONYMOUS = Principal()
 

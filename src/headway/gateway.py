@@ -23,7 +23,7 @@ from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
 from headway.context import Call, Principal
 from headway.errors import InvalidRequest, ModelNotFound, PermissionDenied
-from headway.pipeline import ChatHandler, Stage, StreamHandler, compose
+from headway.pipeline import ChatHandler, Stage, StreamHandler, compose, failed_stream
 from headway.providers.base import AttemptContext, Provider
 from headway.services import Services
 from headway.types import (
@@ -34,6 +34,7 @@ from headway.types import (
     EmbedResponse,
     ModelInfo,
 )
+from headway.wire.openai.ingress import parse_chat_request
 
 if TYPE_CHECKING:
     from headway.ledger.record import UsageRow
@@ -73,6 +74,11 @@ class _Pipeline:
 
 
 LedgerDefault = Literal["memory", "sqlite"]
+
+
+async def _closable(chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    async for chunk in chunks:
+        yield chunk
 
 
 def _with_ledger_default(runtime: RuntimeConfig, default: LedgerDefault) -> RuntimeConfig:
@@ -201,11 +207,8 @@ class Gateway:
             return call
         principal = kwargs.pop("principal", None)
         if request is None:
-            from headway.wire.openai.ingress import parse_chat_request
-
-            body = dict(kwargs)
-            body["stream"] = stream
-            request = parse_chat_request(body)
+            kwargs["stream"] = stream  # `kwargs` is this call's own dict: no copy needed
+            request = parse_chat_request(kwargs)
         elif request.stream != stream:
             request = replace(request, stream=stream)
         return Call(
@@ -221,20 +224,21 @@ class Gateway:
         arguments (`model=`, `messages=[{"role": ..., "content": ...}]`, `max_tokens=` ...)."""
         return await self._pipeline.chat(self._call(request, call, kwargs, stream=False))
 
-    async def stream(
+    def stream(
         self, request: ChatRequest | None = None, /, *, call: Call | None = None, **kwargs: Any
     ) -> AsyncIterator[ChatChunk]:
         """Stream a chat call as neutral chunks; the last carries the finish reason and usage.
         Closing this stream early (`aclose`) closes the call at once: its upstream stream is
-        cancelled and its usage settled before `aclose` returns."""
-        chunks = self._pipeline.stream(self._call(request, call, kwargs, stream=True))
+        cancelled and its usage settled before `aclose` returns. A bad request raises at the
+        first `anext`, as from an async generator."""
         try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                await close()
+            prepared = self._call(request, call, kwargs, stream=True)
+        except Exception as exc:  # noqa: BLE001 - raised from the stream, where callers expect it
+            return failed_stream(exc)
+        chunks = self._pipeline.stream(prepared)
+        # The pipeline's own generator, not one more relaying each chunk; a stage that returns
+        # a plain iterator is wrapped so that `aclose` is always there.
+        return chunks if hasattr(chunks, "aclose") else _closable(chunks)
 
     async def embed(
         self,

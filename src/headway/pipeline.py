@@ -43,6 +43,13 @@ class PassThrough:
             yield chunk
 
 
+async def failed_stream(exc: BaseException) -> AsyncIterator[ChatChunk]:
+    """A stream whose first `anext` raises `exc`: for handlers that return a stream without
+    being generators themselves, so that errors still come out where a caller iterates."""
+    raise exc
+    yield  # pragma: no cover - unreachable; makes this an async generator
+
+
 class Terminal(Protocol):
     """The innermost handler: sends the call to a provider (or a chain of them)."""
 
@@ -51,16 +58,24 @@ class Terminal(Protocol):
     def stream(self, call: Call) -> AsyncIterator[ChatChunk]: ...
 
 
+# The handlers return the stage's own awaitable / iterator instead of wrapping it in one more
+# coroutine: a layer fewer to create, enter and unwind per stage and call.
+
+
 def _bind_chat(stage: Stage, nxt: ChatHandler) -> ChatHandler:
-    async def handler(call: Call) -> ChatResponse:
-        return await stage.chat(call, nxt)
+    chat = stage.chat
+
+    def handler(call: Call) -> Awaitable[ChatResponse]:
+        return chat(call, nxt)
 
     return handler
 
 
 def _bind_stream(stage: Stage, nxt: StreamHandler) -> StreamHandler:
+    stream = stage.stream
+
     def handler(call: Call) -> AsyncIterator[ChatChunk]:
-        return stage.stream(call, nxt)
+        return stream(call, nxt)
 
     return handler
 

@@ -97,6 +97,17 @@ async def test_library_path_names_its_figures(procs: Procs) -> None:
         "library_added_us",
         "library_policies_us",
         "library_policies_added_us",
+        "library_cpu_raw_us",
+        "library_cpu_gw_us",
+        "library_cpu_added_us",
+        "library_cpu_policies_us",
+        "library_cpu_policies_added_us",
+        "library_client_us",
+        "library_client_added_us",
+        "library_client_policies_added_us",
+        "library_cpu_client_us",
+        "library_cpu_client_added_us",
+        "library_cpu_client_policies_added_us",
     }
     assert all(v > 0 for k, v in out.items() if not k.endswith("added_us"))
 

@@ -74,3 +74,19 @@ def test_input_buckets() -> None:
     assert input_bucket(999) == "lt1k"
     assert input_bucket(1000) == "1k-4k"
     assert input_bucket(70_000) == "ge64k"
+
+
+def test_cached_children_are_the_labelled_ones() -> None:
+    metrics = Metrics((0.1, 1.0))
+    child = metrics.tokens_of("d", "input")
+    assert child is metrics.tokens.labels("d", "input")
+    assert metrics.tokens_of("d", "input") is child
+    child.inc(3)
+    assert _value(metrics, "headway_tokens_total", {"deployment": "d", "kind": "input"}) == 3
+    # no series exists before its first use, as with `labels`
+    assert (
+        metrics.registry.get_sample_value(
+            "headway_tokens_total", {"deployment": "d", "kind": "cached_input"}
+        )
+        is None
+    )

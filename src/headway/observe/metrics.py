@@ -8,6 +8,7 @@ call costs a few dictionary lookups, not label building.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -19,6 +20,30 @@ INPUT_BUCKETS: tuple[tuple[int, str], ...] = (
     (16_000, "4k-16k"),
     (64_000, "16k-64k"),
 )
+
+
+M = TypeVar("M", Counter, Histogram, Gauge)
+
+
+class Children(Generic[M]):
+    """The bound children of one labelled metric, by label values.
+
+    `metric.labels(...)` validates and re-keys its arguments on every call (a few microseconds,
+    five times a call); a bound child never changes once created, so it is looked up once per
+    label tuple and kept. Children are created on first use exactly as `labels` would, so the
+    exposed series are the same."""
+
+    __slots__ = ("_by", "_metric")
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._by: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._by.get(values)
+        if child is None:
+            child = self._by[values] = self._metric.labels(*values)
+        return child
 
 
 def input_bucket(tokens: int) -> str:
@@ -77,6 +102,14 @@ class Metrics:
             ["deployment"],
             registry=r,
         )
+        # what the observe stage records per call, through cached children
+        self.requests_of = Children(self.requests)
+        self.latency_of = Children(self.latency)
+        self.ttft_of = Children(self.ttft)
+        self.tokens_of = Children(self.tokens)
+        self.cost_of = Children(self.cost)
+        self.cache_savings_of = Children(self.cache_savings)
+        self.degraded_of = Children(self.degraded)
 
     def listen(self, bus: EventBus) -> None:
         bus.subscribe(None, self._on_event)

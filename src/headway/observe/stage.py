@@ -25,26 +25,28 @@ class ObserveStage:
         m = self.metrics
         served = call.served
         deployment = served.deployment or "-"
-        m.requests.labels(served.route or "-", deployment, outcome, served.cache).inc()
+        cache = served.cache
+        m.requests_of(served.route or "-", deployment, outcome, cache).inc()
         usage = served.usage
         tokens_in = usage.input_tokens if usage else 0
-        m.latency.labels(deployment, input_bucket(tokens_in), "1" if stream else "0").observe(
+        m.latency_of(deployment, input_bucket(tokens_in), "1" if stream else "0").observe(
             self._clock.monotonic() - started
         )
         if served.ttft_s is not None:
-            m.ttft.labels(deployment).observe(served.ttft_s)
-        if usage is not None and served.cache in ("miss", "off"):
-            m.tokens.labels(deployment, "input").inc(usage.input_tokens)
-            m.tokens.labels(deployment, "output").inc(usage.output_tokens)
+            m.ttft_of(deployment).observe(served.ttft_s)
+        if usage is not None and (cache == "miss" or cache == "off"):
+            tokens = m.tokens_of
+            tokens(deployment, "input").inc(usage.input_tokens)
+            tokens(deployment, "output").inc(usage.output_tokens)
             if usage.cached_input_tokens:
-                m.tokens.labels(deployment, "cached_input").inc(usage.cached_input_tokens)
+                tokens(deployment, "cached_input").inc(usage.cached_input_tokens)
         if served.cost_usd:
-            if served.cache in ("exact", "semantic", "stale"):
-                m.cache_savings.labels(served.cache).inc(served.cost_usd)
+            if cache == "exact" or cache == "semantic" or cache == "stale":
+                m.cache_savings_of(cache).inc(served.cost_usd)
             else:
-                m.cost.labels(deployment).inc(served.cost_usd)
+                m.cost_of(deployment).inc(served.cost_usd)
         for step in served.degraded:
-            m.degraded.labels(step).inc()
+            m.degraded_of(step).inc()
 
     async def chat(self, call: Call, nxt: ChatHandler) -> ChatResponse:
         started = self._clock.monotonic()

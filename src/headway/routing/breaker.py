@@ -18,7 +18,7 @@ Times are wall-clock seconds (`Clock.time()`), so replicas sharing a state agree
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from headway.routing.config import BreakerConfig
@@ -54,6 +54,16 @@ class BreakerPolicy:
     half_open_probes: int = 1
     close_after: int = 1
     probe_lease_s: float = 120.0
+    #: window_s / BUCKETS: the width of one error-rate bucket
+    bucket_s: float = field(init=False, repr=False, compare=False)
+    #: how long a stored state stays meaningful: past this it is as good as a fresh one
+    state_ttl_s: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # derived once here: both are read on every admission and every recorded outcome
+        object.__setattr__(self, "bucket_s", self.window_s / BUCKETS)
+        ttl = max(self.window_s, self.cooldown_s + self.probe_lease_s) * 2
+        object.__setattr__(self, "state_ttl_s", ttl)
 
     @classmethod
     def from_config(cls, cfg: BreakerConfig, probe_lease_s: float) -> BreakerPolicy:
@@ -67,15 +77,6 @@ class BreakerPolicy:
             close_after=cfg.close_after,
             probe_lease_s=probe_lease_s,
         )
-
-    @property
-    def bucket_s(self) -> float:
-        return self.window_s / BUCKETS
-
-    @property
-    def state_ttl_s(self) -> float:
-        """How long a stored state stays meaningful: past this it is as good as a fresh one."""
-        return max(self.window_s, self.cooldown_s + self.probe_lease_s) * 2
 
 
 @dataclass(slots=True, frozen=True)
@@ -132,7 +133,12 @@ def _count(
 ) -> tuple[tuple[int, int, int], ...]:
     idx = int(now // policy.bucket_s)
     oldest = idx - BUCKETS + 1
-    kept = [b for b in state.buckets if b[0] >= oldest]
+    buckets = state.buckets
+    if buckets and buckets[-1][0] == idx and buckets[0][0] >= oldest:
+        # the common case, every call of a busy deployment: only the newest bucket changes
+        _, n, f = buckets[-1]
+        return (*buckets[:-1], (idx, n + 1, f + failed))
+    kept = [b for b in buckets if b[0] >= oldest]
     if kept and kept[-1][0] == idx:
         _, n, f = kept[-1]
         kept[-1] = (idx, n + 1, f + int(failed))

@@ -34,6 +34,28 @@ def breaker_outcome(exc: HeadwayError) -> Outcome:
 
 
 class Cursor:
+    __slots__ = (
+        "_deadline_logged",
+        "attempts",
+        "budget",
+        "deadline",
+        "fatal",
+        "index",
+        "last",
+        "log",
+        "members",
+        "order",
+        "policy",
+        "pos",
+        "probe",
+        "recoveries",
+        "recovering",
+        "res",
+        "retries_here",
+        "served",
+        "skip",
+    )
+
     def __init__(
         self,
         members: Sequence[Member],

@@ -115,13 +115,15 @@ class RetryBudget:
     Counts live in a few time buckets; every method takes `now` (monotonic seconds). One budget
     per route and process: N replicas allow at most N times the floor, and the ratio holds."""
 
-    __slots__ = ("_buckets", "_retries", "_width", "min_retries", "ratio", "window_s")
+    __slots__ = ("_buckets", "_retries", "_span", "_width", "min_retries", "ratio", "window_s")
 
     def __init__(self, ratio: float, window_s: float, min_retries: int, buckets: int = 10) -> None:
         self.ratio = ratio
         self.window_s = window_s
         self.min_retries = min_retries
         self._width = window_s / buckets
+        #: buckets per window (computed once: `_bucket` runs on every call)
+        self._span = round(window_s / self._width) - 1
         #: (bucket index, calls, retries)
         self._buckets: deque[list[int]] = deque()
 
@@ -131,12 +133,17 @@ class RetryBudget:
 
     def _bucket(self, now: float) -> list[int]:
         idx = int(now // self._width)
-        oldest = idx - round(self.window_s / self._width) + 1
-        while self._buckets and self._buckets[0][0] < oldest:
-            self._buckets.popleft()
-        if not self._buckets or self._buckets[-1][0] != idx:
-            self._buckets.append([idx, 0, 0])
-        return self._buckets[-1]
+        buckets = self._buckets
+        if buckets:
+            last = buckets[-1]
+            if last[0] == idx and buckets[0][0] >= idx - self._span:
+                return last  # the common case: the newest bucket, nothing expired
+        oldest = idx - self._span
+        while buckets and buckets[0][0] < oldest:
+            buckets.popleft()
+        if not buckets or buckets[-1][0] != idx:
+            buckets.append([idx, 0, 0])
+        return buckets[-1]
 
     def counts(self, now: float) -> tuple[int, int]:
         """(calls, retries) in the window ending at `now`."""

@@ -12,10 +12,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import cast
 
-from headway.context import CacheDirective, Call, Ingress, Priority
+from headway.context import CacheDirective, Call, Ingress, Principal, Priority
 from headway.errors import InvalidRequest
 from headway.server.http import Request
 from headway.types import ChatRequest
@@ -34,6 +33,25 @@ def _seconds(raw: str, header: str, scale: float) -> float:
     return value
 
 
+#: (id(principal), user) -> (principal, principal acting for user). Principals are immutable
+#: and a server sees the same few keys and end users again and again, so the derived principal
+#: is kept instead of built per request; holding the principal keeps its id from being reused.
+_acting: dict[tuple[int, str], tuple[Principal, Principal]] = {}
+_ACTING_MAX = 1024
+
+
+def _acting_for(principal: Principal, user: str) -> Principal:
+    key = (id(principal), user)
+    hit = _acting.get(key)
+    if hit is not None and hit[0] is principal:
+        return hit[1]
+    derived = principal.with_user(user)
+    if len(_acting) >= _ACTING_MAX:
+        _acting.clear()
+    _acting[key] = (principal, derived)
+    return derived
+
+
 def build_call(req: Request, request: ChatRequest, ingress: Ingress) -> Call:
     """A Call for `request` with the caller's principal and controls; records `req.served`."""
     headers = req.headers
@@ -41,7 +59,7 @@ def build_call(req: Request, request: ChatRequest, ingress: Ingress) -> Call:
     principal = req.principal
     user = get("x-headway-user") or request.user
     if user and principal.user is None:
-        principal = replace(principal, user=user)
+        principal = _acting_for(principal, user)
 
     cache = get("x-headway-cache")
     if cache is not None and cache not in _CACHE:
@@ -70,8 +88,9 @@ def build_call(req: Request, request: ChatRequest, ingress: Ingress) -> Call:
         request_id=req.request_id,
         ingress=ingress,
         task=get("x-headway-task") or None,
-        cache_directive=cast(CacheDirective | None, cache),
-        priority=cast(Priority, priority),
+        # string casts: `CacheDirective | None` as an expression builds a Union per request
+        cache_directive=cast("CacheDirective | None", cache),
+        priority=cast("Priority", priority),
         deadline=None if budget is None else req.received + budget,
         started=req.received,
         headers=headers,

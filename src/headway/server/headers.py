@@ -5,23 +5,68 @@ from __future__ import annotations
 from headway.context import Served
 from headway.server.http import Headers
 
+Header = tuple[bytes, bytes]
+
+#: how many distinct values the per-process caches below keep (route and deployment names,
+#: header names: a handful from the config; the bound only guards against a surprise)
+_MAX_CACHED = 4096
+
 
 def _h(value: str) -> bytes:
     # Header values are latin-1 on the wire; anything else is replaced rather than failing a reply.
     return value.encode("latin-1", "replace")
 
 
+class _Pairs:
+    """Ready `(name, value)` header pairs for values that repeat (cache kinds, route and
+    deployment names): encoded once per process instead of once per response."""
+
+    __slots__ = ("_by", "_name")
+
+    def __init__(self, name: bytes) -> None:
+        self._name = name
+        self._by: dict[str, Header] = {}
+
+    def __call__(self, value: str) -> Header:
+        pair = self._by.get(value)
+        if pair is None:
+            pair = (self._name, _h(value))
+            if len(self._by) < _MAX_CACHED:
+                self._by[value] = pair
+        return pair
+
+
+_cache = _Pairs(b"x-headway-cache")
+_route = _Pairs(b"x-headway-route")
+_deployment = _Pairs(b"x-headway-deployment")
+_DEPTHS: tuple[Header, ...] = tuple((b"x-headway-fallback-depth", b"%d" % i) for i in range(16))
+_names: dict[str, bytes] = {}
+
+
+def _name(name: str) -> bytes:
+    out = _names.get(name)
+    if out is None:
+        out = _h(name)
+        if len(_names) < _MAX_CACHED:
+            _names[name] = out
+    return out
+
+
 def served_headers(served: Served, out: Headers) -> None:
     """Append the `x-headway-*`, `x-ratelimit-*` and stage-provided headers to `out`."""
-    out.append((b"x-headway-cache", _h(served.cache)))
+    out.append(_cache(served.cache))
     if served.route is not None:
-        out.append((b"x-headway-route", _h(served.route)))
+        out.append(_route(served.route))
     if served.deployment is not None:
-        out.append((b"x-headway-deployment", _h(served.deployment)))
-        out.append((b"x-headway-fallback-depth", str(served.fallback_depth).encode()))
+        out.append(_deployment(served.deployment))
+        depth = served.fallback_depth
+        if 0 <= depth < len(_DEPTHS):
+            out.append(_DEPTHS[depth])
+        else:
+            out.append((b"x-headway-fallback-depth", str(depth).encode()))
     if served.degraded:
         out.append((b"x-headway-degraded", _h(",".join(served.degraded))))
     for name, value in served.ratelimit_headers.items():
-        out.append((_h(name), _h(value)))
+        out.append((_name(name), _h(value)))
     for name, value in served.headers.items():
-        out.append((_h(name), _h(value)))
+        out.append((_name(name), _h(value)))

@@ -120,7 +120,7 @@ def _int(value: object, param: str, *, minimum: int | None = None) -> int:
 
 
 def _number(value: object, param: str, low: float, high: float) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):  # noqa: UP038 - faster
         _wrong(param, "a number", value)
     if not low <= value <= high:
         _fail(f"Invalid '{param}': must be between {low:g} and {high:g} (got {value}).", param)
@@ -206,7 +206,25 @@ def _tool_calls(raw: object, param: str) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
+#: roles whose message is plain text in the common case (see `_message`)
+_TEXT_ROLES: frozenset[str] = frozenset({"system", "developer", "user", "assistant"})
+
+
 def _message(raw: object, i: int) -> Message:
+    # The common message, `{"role": ..., "content": "text"}` (maybe a `name`), is built without
+    # the parameter names the checks below format for their error messages.
+    if type(raw) is dict:
+        role = raw.get("role")
+        content = raw.get("content")
+        name = raw.get("name")
+        if (
+            type(content) is str
+            and type(role) is str
+            and role in _TEXT_ROLES
+            and (name is None or type(name) is str)
+            and (role != "assistant" or raw.get("tool_calls") is None)
+        ):
+            return Message(cast("Role", role), content, name=name)
     param = f"messages[{i}]"
     msg = _obj(raw, param)
     if "role" not in msg:
