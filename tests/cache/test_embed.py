@@ -65,3 +65,28 @@ async def test_openai_compatible_embedder_against_the_fake_server() -> None:
     assert v.shape[0] == 2 and v.shape[1] > 0 and emb.dim == v.shape[1]
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert emb.name == "openai:text-embedding-3-small"
+
+
+def test_block_products_match_one_product() -> None:
+    """The weights are stored in column blocks for speed; the product is the plain x @ w + b."""
+    from headway.cache.embed.minilm import _BLOCK, _Dense
+
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((64, 2 * _BLOCK + 5)).astype(np.float32)  # a ragged last block
+    b = rng.standard_normal((w.shape[1],)).astype(np.float32)
+    dense = _Dense(w, b)
+    assert len(dense.blocks) == 3
+    for rows in (1, 13, 300):
+        x = rng.standard_normal((rows, 64)).astype(np.float32)
+        got = dense(x)
+        assert got.dtype == np.float32 and got.shape == (rows, w.shape[1])
+        assert np.allclose(got, x @ w + b, rtol=1e-5, atol=1e-4)
+
+
+def test_batch_of_mixed_lengths_matches_one_at_a_time() -> None:
+    emb = LocalEmbedder()
+    texts = ["hi", "What is the capital of Peru, and how many people live there today?", "ok"]
+    batch = emb.embed_sync(texts)
+    for i, text in enumerate(texts):
+        assert np.allclose(emb.embed_sync([text])[0], batch[i], atol=1e-5)
+    assert batch.dtype == np.float32 and np.isfinite(batch).all()

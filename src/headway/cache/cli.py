@@ -80,13 +80,14 @@ async def _run(args: argparse.Namespace) -> int:
             f"cachepairs: {len(pairs)} pairs from {args.pairs} (guards {'off' if args.no_guards else 'on'}, embedder {cache.embedder.name})"
         )
         print_pairs(report, thresholds, default)
-        lat = await measure_latency(
+        report.latency_ms, report.cpu_ms = await measure_latency(
             _cache(cfg, not args.no_guards), [p[0] for p in pairs], [p[1] for p in pairs]
         )
-        report.latency_ms = lat
         p50, p99 = report.latency()
+        c50, c99 = report.cpu()
         print(
-            f"semantic lookup latency over {len(lat)} queries: p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+            f"semantic lookup latency over {len(report.latency_ms)} queries: "
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms (CPU per lookup: p50 {c50:.2f} ms, p99 {c99:.2f} ms)"
         )
         await cache.embedder.aclose()
     if args.intents:
