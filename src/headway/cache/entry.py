@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from headway.response_json import response_fields, response_from
 from headway.types import ChatChunk, ChatResponse, FinishReason, ToolCall, ToolCallDelta, Usage
 
 ENTRY_VERSION = 1
@@ -34,32 +35,15 @@ class Entry:
 
 
 def encode(entry: Entry) -> bytes:
-    r = entry.response
-    u = r.usage
-    return orjson.dumps(
-        {
-            "v": ENTRY_VERSION,
-            "id": r.id,
-            "model": r.model,
-            "content": r.content,
-            "finish": r.finish_reason.value,
-            "usage": [
-                u.input_tokens,
-                u.output_tokens,
-                u.cached_input_tokens,
-                u.cache_write_tokens,
-                u.reasoning_tokens,
-            ],
-            "tools": [[t.id, t.name, t.arguments] for t in r.tool_calls],
-            "created": r.created,
-            "refusal": r.refusal,
-            "stored": entry.stored_at,
-            "expires": entry.expires_at,
-            "tenant": entry.tenant,
-            "m": entry.model,
-            "q": entry.query,
-        }
-    )
+    """The response in the layout the job queue stores too (`headway.response_json`), then the
+    entry's own fields."""
+    d = response_fields(entry.response, ENTRY_VERSION)
+    d["stored"] = entry.stored_at
+    d["expires"] = entry.expires_at
+    d["tenant"] = entry.tenant
+    d["m"] = entry.model
+    d["q"] = entry.query
+    return orjson.dumps(d)
 
 
 def decode(raw: bytes) -> Entry | None:
@@ -67,17 +51,7 @@ def decode(raw: bytes) -> Entry | None:
     d = orjson.loads(raw)
     if d.get("v") != ENTRY_VERSION:
         return None
-    response = ChatResponse(
-        id=d["id"],
-        model=d["model"],
-        content=d["content"],
-        finish_reason=FinishReason(d["finish"]),
-        usage=Usage(*d["usage"]),
-        tool_calls=tuple(ToolCall(*t) for t in d["tools"]),
-        created=d["created"],
-        refusal=d["refusal"],
-    )
-    return Entry(response, d["stored"], d["expires"], d["tenant"], d["m"], d["q"])
+    return Entry(response_from(d), d["stored"], d["expires"], d["tenant"], d["m"], d["q"])
 
 
 class StreamAssembler:

@@ -12,17 +12,16 @@ import orjson
 from headway.budgets.values import BudgetSpec
 from headway.context import Principal
 from headway.limits.values import LimitSpec
+from headway.response_json import response_fields, response_from
 from headway.types import (
     ChatRequest,
     ChatResponse,
     ContentPart,
-    FinishReason,
     ImagePart,
     Message,
     TextPart,
     ToolCall,
     ToolSpec,
-    Usage,
 )
 
 VERSION = 1
@@ -113,40 +112,11 @@ def decode_request(raw: bytes) -> ChatRequest:
 
 
 def encode_response(r: ChatResponse) -> bytes:
-    u = r.usage
-    return orjson.dumps(
-        {
-            "v": VERSION,
-            "id": r.id,
-            "model": r.model,
-            "content": r.content,
-            "finish": r.finish_reason.value,
-            "usage": [
-                u.input_tokens,
-                u.output_tokens,
-                u.cached_input_tokens,
-                u.cache_write_tokens,
-                u.reasoning_tokens,
-            ],
-            "tools": [[t.id, t.name, t.arguments] for t in r.tool_calls],
-            "created": r.created,
-            "refusal": r.refusal,
-        }
-    )
+    return orjson.dumps(response_fields(r, VERSION))
 
 
 def decode_response(raw: bytes) -> ChatResponse:
-    d = orjson.loads(raw)
-    return ChatResponse(
-        id=d["id"],
-        model=d["model"],
-        content=d["content"],
-        finish_reason=FinishReason(d["finish"]),
-        usage=Usage(*d["usage"]),
-        tool_calls=tuple(ToolCall(*t) for t in d["tools"]),
-        created=d["created"],
-        refusal=d["refusal"],
-    )
+    return response_from(orjson.loads(raw))
 
 
 def encode_principal(p: Principal) -> bytes:

@@ -8,19 +8,18 @@ shape, since both SDKs list models at the same path.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from headway.clock import Clock
-from headway.context import Served
 from headway.errors import ModelNotFound
 from headway.gateway import Gateway
 from headway.server.calls import build_call
 from headway.server.http import Request, Response, StreamResponse
+from headway.server.relay import Relay, first_chunk
 from headway.server.routes import Router, ServerContext
-from headway.types import ChatChunk, ModelInfo
+from headway.types import ModelInfo
 from headway.wire.openai.ingress import (
     ChatStreamEncoder,
     chat_response_json,
@@ -31,61 +30,6 @@ from headway.wire.openai.ingress import (
     parse_embed_request,
     stream_error_frame,
 )
-
-
-class ChatFrames:
-    """The SSE body of a streamed chat answer, pulling from the gateway's stream.
-
-    A class rather than an async generator so `aclose` reaches the gateway's stream even when
-    the body is dropped before its first item (a generator that never started has nothing to
-    close), which is what releases the call's reservations."""
-
-    __slots__ = ("_encoder", "_first", "_served", "_state", "_stream")
-
-    def __init__(
-        self,
-        encoder: ChatStreamEncoder,
-        first: ChatChunk | None,
-        stream: AsyncIterator[ChatChunk],
-        served: Served,
-    ) -> None:
-        self._encoder = encoder
-        self._first = first
-        self._stream = stream
-        self._served = served
-        self._state = 0  # 0: not started, 1: relaying, 2: done
-
-    def __aiter__(self) -> ChatFrames:
-        return self
-
-    async def __anext__(self) -> bytes:
-        encoder = self._encoder
-        if self._state == 0:
-            self._state = 1
-            out = encoder.start()
-            if self._first is not None:
-                out += encoder.chunk(self._first)
-                self._first = None
-            else:
-                self._state = 2
-                out += encoder.finish(self._served.usage)
-            return out
-        while self._state == 1:
-            try:
-                chunk = await anext(self._stream)
-            except StopAsyncIteration:
-                self._state = 2
-                return encoder.finish(self._served.usage)
-            data = encoder.chunk(chunk)
-            if data:
-                return data
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        self._state = 2
-        close = getattr(self._stream, "aclose", None)
-        if close is not None:
-            await close()
 
 
 def _iso(epoch: int) -> str:
@@ -115,12 +59,7 @@ class OpenAIRoutes:
             body = chat_response_json(resp, request.model, created=int(self._clock.time()))
             return Response(body, served=call.served)
         stream = self._gateway.stream(call=call)
-        # The first chunk is pulled before any byte is sent: a failure up to here (unknown
-        # model, limits, every deployment down) is still a plain HTTP error with a status.
-        try:
-            first: ChatChunk | None = await anext(stream)
-        except StopAsyncIteration:
-            first = None
+        first = await first_chunk(stream)
         encoder = ChatStreamEncoder(
             id=(first.id if first is not None and first.id else f"chatcmpl-{call.request_id}"),
             created=(first.created if first is not None and first.created else 0)
@@ -128,7 +67,15 @@ class OpenAIRoutes:
             model=request.model,
             include_usage=request.include_usage,
         )
-        frames = ChatFrames(encoder, first, stream, call.served)
+        served = call.served
+        frames = Relay(
+            first,
+            stream,
+            feed=encoder.chunk,
+            # usage is read when the stream ends: the gateway fills it in as the stream runs
+            finish=lambda: encoder.finish(served.usage),
+            start=encoder.start,
+        )
         return StreamResponse(frames, stream_error_frame, served=call.served)
 
     async def embeddings(self, req: Request) -> Response:

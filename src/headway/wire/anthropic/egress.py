@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from headway.errors import HeadwayError, InvalidRequest
 from headway.providers.base import HttpCall, RateLimitSnapshot
 from headway.types import (
@@ -33,9 +31,11 @@ from headway.types import (
     ImagePart,
     Message,
     TextPart,
+    ToolCall,
 )
 from headway.wire.anthropic.classify import classify_error, ratelimit_snapshot
 from headway.wire.anthropic.decode import AnthropicStreamDecoder, parse_message
+from headway.wire.turns import fold_turns
 from headway.wire.util import split_data_url
 
 API_VERSION = "2023-06-01"
@@ -74,18 +74,6 @@ def _blocks(content: str | tuple[ContentPart, ...] | None) -> list[dict[str, Any
     return out
 
 
-def _tool_input(arguments: str, at: str) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(f"{at}: arguments are not valid JSON", param=at) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{at}: arguments must be a JSON object", param=at)
-    return value
-
-
 def _tool_result(message: Message) -> dict[str, Any]:
     content: str | list[dict[str, Any]]
     if message.content is None or isinstance(message.content, str):
@@ -102,38 +90,19 @@ def _tool_result(message: Message) -> dict[str, Any]:
     return block
 
 
+def _tool_use(call: ToolCall, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
+
+
 def convert_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-
-    def append(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
-
-    for i, message in enumerate(messages):
-        if message.role in ("system", "developer"):
-            continue
-        if message.role == "tool":
-            append("user", [_tool_result(message)])
-        elif message.role == "assistant":
-            blocks = _blocks(message.content)
-            for j, call in enumerate(message.tool_calls):
-                at = f"messages[{i}].tool_calls[{j}].function.arguments"
-                blocks.append(
-                    {
-                        "type": "tool_use",
-                        "id": call.id,
-                        "name": call.name,
-                        "input": _tool_input(call.arguments, at),
-                    }
-                )
-            append("assistant", blocks)
-        else:
-            append("user", _blocks(message.content))
-    return out
+    return fold_turns(
+        messages,
+        items_key="content",
+        assistant_role="assistant",
+        content=_blocks,
+        tool_result=lambda _, message: _tool_result(message),
+        tool_call=_tool_use,
+    )
 
 
 def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:

@@ -14,8 +14,6 @@ answer carries `request-id`, where the Anthropic SDK looks for it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import orjson
 
 from headway import tokens
@@ -23,8 +21,9 @@ from headway.errors import HeadwayError, PermissionDenied
 from headway.gateway import Gateway
 from headway.server.calls import build_call
 from headway.server.http import Request, Response, StreamResponse
+from headway.server.relay import Relay, first_chunk
 from headway.server.routes import Router, ServerContext
-from headway.types import ChatChunk, ChatRequest
+from headway.types import ChatRequest
 from headway.wire.anthropic.ingress import parse_messages_request
 from headway.wire.anthropic.render import (
     StreamEncoder,
@@ -40,51 +39,6 @@ _PER_REQUEST = 3
 
 def anthropic_error_json(err: HeadwayError) -> bytes:
     return orjson.dumps(error_body(err, err.headers.get("request-id")))
-
-
-class MessageFrames:
-    """The SSE body of a streamed answer, pulling from the gateway's stream. A class rather than
-    a generator so `aclose` reaches the gateway's stream even if the body is dropped before it
-    started (that is what releases the call's reservations)."""
-
-    __slots__ = ("_encoder", "_first", "_state", "_stream")
-
-    def __init__(
-        self, encoder: StreamEncoder, first: ChatChunk | None, stream: AsyncIterator[ChatChunk]
-    ) -> None:
-        self._encoder = encoder
-        self._first = first
-        self._stream = stream
-        self._state = 0  # 0: not started, 1: relaying, 2: done
-
-    def __aiter__(self) -> MessageFrames:
-        return self
-
-    async def __anext__(self) -> bytes:
-        encoder = self._encoder
-        if self._state == 0:
-            self._state = 1
-            if self._first is None:
-                self._state = 2
-                return encoder.finish()
-            first, self._first = self._first, None
-            return encoder.feed(first)
-        while self._state == 1:
-            try:
-                chunk = await anext(self._stream)
-            except StopAsyncIteration:
-                self._state = 2
-                return encoder.finish()
-            data = encoder.feed(chunk)
-            if data:
-                return data
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        self._state = 2
-        close = getattr(self._stream, "aclose", None)
-        if close is not None:
-            await close()
 
 
 def estimate_tokens(request: ChatRequest) -> int:
@@ -123,15 +77,10 @@ class AnthropicRoutes:
             body["model"] = request.model  # what the caller asked for, as the OpenAI route does
             return Response(orjson.dumps(body), served=call.served, headers=rid)
         stream = self._gateway.stream(call=call)
-        # The first chunk is pulled before any byte is sent: a failure up to here (unknown
-        # model, limits, every deployment down) is still a plain HTTP error with a status.
-        try:
-            first: ChatChunk | None = await anext(stream)
-        except StopAsyncIteration:
-            first = None
+        first = await first_chunk(stream)
         raw_id = first.id if first is not None and first.id else call.request_id
         encoder = StreamEncoder(message_id=_message_id(raw_id), model=request.model)
-        frames = MessageFrames(encoder, first, stream)
+        frames = Relay(first, stream, feed=encoder.feed, finish=encoder.finish)
         return StreamResponse(frames, error_frame, served=call.served, headers=rid)
 
     async def count_tokens(self, req: Request) -> Response:

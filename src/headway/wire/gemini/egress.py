@@ -32,6 +32,7 @@ from headway.types import (
     ImagePart,
     Message,
     TextPart,
+    ToolCall,
 )
 from headway.wire.gemini.classify import classify_error
 from headway.wire.gemini.decode import (
@@ -40,6 +41,7 @@ from headway.wire.gemini.decode import (
     parse_embeddings,
     parse_response,
 )
+from headway.wire.turns import fold_turns
 from headway.wire.util import split_data_url
 
 API_PREFIX = "/v1beta"
@@ -98,18 +100,6 @@ def _parts(content: str | tuple[ContentPart, ...] | None) -> list[dict[str, Any]
     ]
 
 
-def _args(arguments: str, at: str) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(f"{at}: arguments are not valid JSON", param=at) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{at}: arguments must be a JSON object", param=at)
-    return value
-
-
 def _tool_output(message: Message) -> dict[str, Any]:
     """`functionResponse.response` must be an object: JSON objects pass, anything else wraps."""
     text = message.text()
@@ -128,41 +118,32 @@ def _with_id(payload: dict[str, Any], call_id: str | None) -> dict[str, Any]:
     return payload
 
 
+def _function_call(call: ToolCall, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"functionCall": _with_id({"name": call.name, "args": arguments}, call.id)}
+
+
 def convert_contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     names = {call.id: call.name for m in messages for call in m.tool_calls}
-    out: list[dict[str, Any]] = []
 
-    def append(role: str, parts: list[dict[str, Any]]) -> None:
-        if not parts:
-            return
-        if out and out[-1]["role"] == role:
-            out[-1]["parts"].extend(parts)
-        else:
-            out.append({"role": role, "parts": parts})
+    def function_response(i: int, message: Message) -> dict[str, Any]:
+        name = names.get(message.tool_call_id or "") or message.name
+        if not name:
+            raise InvalidRequest(
+                f"messages[{i}].tool_call_id: no earlier assistant tool call has id "
+                f"{message.tool_call_id!r}",
+                param=f"messages[{i}].tool_call_id",
+            )
+        response = {"name": name, "response": _tool_output(message)}
+        return {"functionResponse": _with_id(response, message.tool_call_id)}
 
-    for i, message in enumerate(messages):
-        if message.role in ("system", "developer"):
-            continue
-        if message.role == "tool":
-            name = names.get(message.tool_call_id or "") or message.name
-            if not name:
-                raise InvalidRequest(
-                    f"messages[{i}].tool_call_id: no earlier assistant tool call has id "
-                    f"{message.tool_call_id!r}",
-                    param=f"messages[{i}].tool_call_id",
-                )
-            response = {"name": name, "response": _tool_output(message)}
-            append("user", [{"functionResponse": _with_id(response, message.tool_call_id)}])
-        elif message.role == "assistant":
-            parts = _parts(message.content)
-            for j, call in enumerate(message.tool_calls):
-                at = f"messages[{i}].tool_calls[{j}].function.arguments"
-                fn = {"name": call.name, "args": _args(call.arguments, at)}
-                parts.append({"functionCall": _with_id(fn, call.id)})
-            append("model", parts)
-        else:
-            append("user", _parts(message.content))
-    return out
+    return fold_turns(
+        messages,
+        items_key="parts",
+        assistant_role="model",
+        content=_parts,
+        tool_result=function_response,
+        tool_call=_function_call,
+    )
 
 
 def _generation_config(request: ChatRequest) -> dict[str, Any]:

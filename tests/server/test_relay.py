@@ -1,0 +1,67 @@
+"""The stream relay every streamed route builds its body from (server/relay.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from headway.server.relay import Relay, first_chunk
+from headway.types import ChatChunk
+
+
+class Upstream:
+    """A gateway stream that records whether it was closed."""
+
+    def __init__(self, *texts: str) -> None:
+        self._texts = list(texts)
+        self.closed = False
+
+    def __aiter__(self) -> Upstream:
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        if not self._texts:
+            raise StopAsyncIteration
+        return ChatChunk(id="c1", model="m", text=self._texts.pop(0))
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def feed(chunk: ChatChunk) -> bytes:
+    return f"[{chunk.text}]".encode() if chunk.text else b""
+
+
+async def body(relay: AsyncIterator[bytes]) -> list[bytes]:
+    return [frame async for frame in relay]
+
+
+async def test_first_chunk_is_none_for_an_empty_stream() -> None:
+    assert await first_chunk(Upstream()) is None
+    first = await first_chunk(Upstream("a", "b"))
+    assert first is not None and first.text == "a"
+
+
+async def test_start_and_first_chunk_form_one_frame_then_empty_chunks_are_skipped() -> None:
+    up = Upstream("a", "", "b", "")
+    first = await first_chunk(up)
+    relay = Relay(first, up, feed=feed, finish=lambda: b"<end>", start=lambda: b"<start>")
+    assert await body(relay) == [b"<start>[a]", b"[b]", b"<end>"]
+
+
+async def test_an_empty_stream_is_start_and_finish_in_one_frame() -> None:
+    relay = Relay(None, Upstream(), feed=feed, finish=lambda: b"<end>", start=lambda: b"<s>")
+    assert await body(relay) == [b"<s><end>"]
+
+
+async def test_without_start_the_first_frame_is_the_first_chunk() -> None:
+    up = Upstream("a", "b")
+    relay = Relay(await first_chunk(up), up, feed=feed, finish=lambda: b"<end>")
+    assert await body(relay) == [b"[a]", b"[b]", b"<end>"]
+
+
+async def test_aclose_before_the_first_frame_closes_the_upstream() -> None:
+    up = Upstream("a", "b")
+    relay = Relay(await first_chunk(up), up, feed=feed, finish=lambda: b"<end>")
+    await relay.aclose()
+    assert up.closed
+    assert await body(relay) == []
