@@ -24,7 +24,8 @@ def _brief(d: dict[str, object]) -> str:
     return (
         f"{d['completed']} completed, {d['failed']} failed {d['errors'] or ''}, "
         f"{d['open_max']} open at once, TTFT p50 {_num(d, 'ttft_p50_ms'):.2f} ms "
-        f"p99 {_num(d, 'ttft_p99_ms'):.2f} ms, client used {_num(d, 'client_cpu_share'):.0%} "
+        f"p99 {_num(d, 'ttft_p99_ms'):.2f} ms (first byte p99 {_num(d, 'ttfb_p99_ms'):.2f} ms), "
+        f"client used {_num(d, 'client_cpu_share'):.0%} "
         "of its core"
     )
 

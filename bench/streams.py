@@ -1,8 +1,13 @@
-"""Many concurrent streaming calls, timing each one's first byte (TTFT) and checking it completes.
+"""Many concurrent streaming calls, timing each one's first token (TTFT) and checking it completes.
 
 wrk times whole responses only, so the 1,000-connection scenario needs its own client. It is a
 raw asyncio protocol on uvloop that does no JSON work: it finds the end of the head, stamps the
-first body byte, and watches for `[DONE]` and the end of the body (Content-Length or chunked).
+first body byte (TTFB) and the first event carrying text (`"content":"` followed by a character:
+TTFT), and watches for `[DONE]` and the end of the body (Content-Length or chunked).
+
+TTFT, not TTFB, is what the comparison uses: an OpenAI stream opens with a role-only event that
+carries no token, which a gateway may fold into the first token's event, so first bytes are not
+the same moment on both sides.
 It runs as its own process on the load core and reports the share of that core it used, which
 shows whether it could have been the bottleneck.
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +31,13 @@ import orjson
 #: a stream that has not ended after this long counts as failed (and the run does not hang)
 STREAM_TIMEOUT_S = 60.0
 
+_TOKEN = re.compile(rb'"content":\s*"[^"]')
+
 
 @dataclass(slots=True)
 class Tally:
     ttft: list[float] = field(default_factory=list)
+    ttfb: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     failed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -45,7 +54,7 @@ class StreamConn(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.done: asyncio.Future[tuple[bool, float, float, str]] | None = None
+        self.done: asyncio.Future[tuple[bool, float, float, float, str]] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -57,6 +66,7 @@ class StreamConn(asyncio.Protocol):
         self.tail = b""
         self.saw_done = False
         self.t0 = 0.0
+        self.ttfb = 0.0
         self.ttft = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -65,7 +75,7 @@ class StreamConn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._finish(False, "connection lost")
 
-    def send(self, request: bytes) -> asyncio.Future[tuple[bool, float, float, str]]:
+    def send(self, request: bytes) -> asyncio.Future[tuple[bool, float, float, float, str]]:
         self._reset()
         self.done = asyncio.get_running_loop().create_future()
         self.t0 = time.perf_counter()
@@ -91,12 +101,14 @@ class StreamConn(asyncio.Protocol):
                 self.remaining = int(head[idx + 15 : line_end if line_end > 0 else None])
         if not data:
             return
-        if self.ttft == 0.0:
-            self.ttft = now - self.t0
+        if self.ttfb == 0.0:
+            self.ttfb = now - self.t0
         window = self.tail + data
+        if self.ttft == 0.0 and _TOKEN.search(window):
+            self.ttft = now - self.t0
         if b"[DONE]" in window:
             self.saw_done = True
-        self.tail = window[-16:]
+        self.tail = window[-24:]  # enough for a marker split across reads
         if self.chunked:
             finished = self.tail.endswith(b"\r\n0\r\n\r\n")
         else:
@@ -109,7 +121,7 @@ class StreamConn(asyncio.Protocol):
     def _finish(self, ok: bool, why: str, now: float | None = None) -> None:
         if self.done is not None and not self.done.done():
             end = time.perf_counter() if now is None else now
-            self.done.set_result((ok, self.ttft, end - self.t0, why))
+            self.done.set_result((ok, self.ttft, self.ttfb, end - self.t0, why))
 
 
 def request_bytes(url: str, model: str) -> bytes:
@@ -139,14 +151,16 @@ async def _slot(
             tally.open_now += 1
             tally.open_max = max(tally.open_max, tally.open_now)
             try:
-                ok, ttft, total, why = await asyncio.wait_for(conn.send(request), STREAM_TIMEOUT_S)
+                sent = conn.send(request)
+                ok, ttft, ttfb, total, why = await asyncio.wait_for(sent, STREAM_TIMEOUT_S)
             except TimeoutError:
-                ok, ttft, total, why = False, 0.0, 0.0, "timeout"
+                ok, ttft, ttfb, total, why = False, 0.0, 0.0, 0.0, "timeout"
             tally.open_now -= 1
             if not ok:
                 tally.fail(why)
                 return
             tally.ttft.append(ttft)
+            tally.ttfb.append(ttfb)
             tally.total.append(total)
     finally:
         if conn.transport is not None:
@@ -187,6 +201,8 @@ async def run(
         "ttft_p50_ms": _pct(tally.ttft, 50),
         "ttft_p99_ms": _pct(tally.ttft, 99),
         "ttft_max_ms": max(tally.ttft, default=0.0) * 1000.0,
+        "ttfb_p50_ms": _pct(tally.ttfb, 50),
+        "ttfb_p99_ms": _pct(tally.ttfb, 99),
         "total_p50_ms": _pct(tally.total, 50),
         "client_cpu_share": (time.process_time() - cpu0) / wall if wall > 0 else 0.0,
     }
