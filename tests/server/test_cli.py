@@ -135,6 +135,29 @@ def test_serve_help_names_both_http_servers() -> None:
     assert "--http {native,uvicorn}" in done.stdout and "uvicorn" in done.stdout
 
 
+SERVE_IMPORTS_PROBE = """
+import contextlib, io, json, sys
+from headway.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main(["serve", "--help"])
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "numpy"
+    or m.startswith(("headway.providers.fake", "headway.cache", "headway.keys.cli")))))
+"""
+
+
+def test_serve_does_not_import_the_other_commands() -> None:
+    # a `serve --workers 1` process is the worker: cache-eval and fake-provider would load numpy
+    # and the simulator into it (~20 MB of RSS under load) for nothing
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_IMPORTS_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == []
+
+
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
