@@ -7,10 +7,14 @@ here asserts a timing.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from bench import configs, wrk
 from bench.harness import Bench, Measured, probe
+from bench.procs import cpu_seconds
 from bench.report import Row
 
 Scenario = Callable[[Bench], None]
@@ -211,7 +215,20 @@ def redis(b: Bench) -> None:
         status, headers, data = probe(gw.port, wrk.chat_body(configs.ROUTE, user="u").encode())
         if status != 200 or headers.get("x-headway-cache") != "miss":
             raise RuntimeError(f"redis scenario misconfigured: {status} {headers} {data[:200]!r}")
-        g = b.measure("redis gateway", gw, 64, vary=True, before=client.config_resetstat)
+        # redis-server shares the load core with wrk and the upstream: its CPU per request, and
+        # how busy that core was, tell whether Redis (or the load core) rather than the gateway
+        # limits the throughput.
+        marks: dict[str, float] = {}
+
+        def before() -> None:
+            client.config_resetstat()
+            marks["redis"] = cpu_seconds(server.pid)
+            marks["core"], marks["at"] = _busy_seconds(b.procs.cores.load), time.monotonic()
+
+        g = b.measure("redis gateway", gw, 64, vary=True, before=before)
+        redis_cpu = cpu_seconds(server.pid) - marks["redis"]
+        core_busy = _busy_seconds(b.procs.cores.load) - marks["core"]
+        wall = time.monotonic() - marks["at"]
         stats = client.info("commandstats")
     finally:
         client.close()
@@ -221,6 +238,10 @@ def redis(b: Bench) -> None:
     # calls still in flight when wrk stopped add a few commands: a slight overcount
     answered = g.result.requests
     per_req = {k: v / answered for k, v in calls.items() if answered}
+    # time inside the commands (a script's includes the calls it makes); the rest of
+    # redis-server's CPU is the network and the event loop
+    usec = {k.removeprefix("cmdstat_"): float(v["usec"]) for k, v in stats.items()}
+    exec_us = sum(usec.get(k, 0.0) for k in calls if k not in _NESTED) / answered if answered else 0
     memory = b.report.figures.get("policies_rps")
     b.report.add(
         Row(
@@ -248,4 +269,40 @@ def redis(b: Bench) -> None:
     f["redis_ratio_vs_memory"] = g.rps / memory if isinstance(memory, float) and memory else None
     f["redis_cmds_per_request"] = sum(per_req.values())
     f["redis_cmds_per_request_by_command"] = per_req
+    redis_us = redis_cpu / answered * 1e6 if answered else 0.0
+    busy = core_busy / wall if wall > 0 and core_busy >= 0 else 0.0
+    f["redis_server_cpu_us_per_req"] = redis_us
+    f["redis_load_core_busy"] = busy
+    f["redis_exec_us_per_req"] = exec_us
+    mem_cpu = f.get("policies_cpu_us_per_req")
+    if isinstance(mem_cpu, float) and g.cpu_us_per_req:
+        # the throughput ratio a gateway-bound run would show, independent of the load core
+        f["redis_gateway_cpu_ratio_vs_memory"] = mem_cpu / g.cpu_us_per_req
+    b.say(
+        f"  redis-server cpu {redis_us:.0f} us/req ({exec_us:.0f} in commands), "
+        f"load core busy {100 * busy:.0f} %"
+    )
     _keep_rss(b, g)
+
+
+# commands that only run inside scripts: their time is already in the EVALSHA's
+_NESTED = frozenset({"hmget", "hset", "pexpire", "time", "zadd", "zrem", "zcard", "zrange"})
+_NESTED |= {"zremrangebyscore"}
+
+
+def _busy_seconds(cpus: str | None) -> float:
+    """Non-idle time of the listed CPUs ("1" or "1,2"; None: all), seconds, from /proc/stat;
+    -1 when unreadable."""
+    wanted = {f"cpu{c}" for c in cpus.split(",")} if cpus else {"cpu"}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return -1.0
+    total = 0
+    for line in lines:
+        name, *vals = line.split()
+        if name in wanted:
+            v = [int(x) for x in vals]
+            total += sum(v[:8]) - v[3] - v[4]  # all but idle and iowait
+    return total / tick

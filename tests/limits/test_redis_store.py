@@ -166,3 +166,34 @@ async def test_the_shared_client_reserves_every_tier_in_one_round_trip(redis_url
     assert set(stats) - {"cmdstat_evalsha", "cmdstat_config|resetstat"} <= {
         f"cmdstat_{c}" for c in ("hmget", "hset", "pexpire", "time", "zadd", "zcard", "zrem")
     } | {"cmdstat_zremrangebyscore", "cmdstat_zrange"}  # only what runs inside the script
+
+
+async def test_a_ttl_is_only_set_when_it_must_grow(client: Any) -> None:
+    now = 1_767_225_600.0 + 600  # ten minutes into an hour
+    store = RedisLimitStore(client, prefix="hw")
+    tpm = bucket("tpm", limit=60, amount=30)  # 30 s to drain
+    res = await store.reserve([tpm], now=now)
+    assert isinstance(res, Reservation)
+    assert 30_000 < await client.pttl("{hw}:l:tpm") <= 31_000
+    # settled down to 10: the TTL for 30 still covers 10 draining, so it is not rewritten
+    assert await store.settle(res, [10], now=now) == (10.0,)
+    assert 30_000 < await client.pttl("{hw}:l:tpm") <= 31_000
+    # raised to 50: 50 s to drain
+    assert isinstance(
+        await store.reserve([bucket("tpm", limit=60, amount=40)], now=now), Reservation
+    )
+    assert 50_000 < await client.pttl("{hw}:l:tpm") <= 51_000
+    # another rate (a changed limit): the TTL is set again for the new rate, 51 / 100 per s
+    assert isinstance(
+        await store.reserve([bucket("tpm", limit=6000, amount=1)], now=now), Reservation
+    )
+    assert 1_000 < await client.pttl("{hw}:l:tpm") <= 1_510
+    # a window's TTL is its end: set by its first write, not by the next ones in that window
+    hour = window("hour", amount=1)
+    assert isinstance(await store.reserve([hour], now=now), Reservation)
+    assert 3_000_000 < await client.pttl("{hw}:l:hour") <= 3_001_000
+    await client.persist("{hw}:l:hour")
+    assert isinstance(await store.reserve([hour], now=now + 60), Reservation)
+    assert await client.pttl("{hw}:l:hour") == -1
+    assert isinstance(await store.reserve([hour], now=now + 3600), Reservation)
+    assert 3_000_000 < await client.pttl("{hw}:l:hour") <= 3_001_000

@@ -36,8 +36,10 @@
 --   drained level is written back, and skipping the write saves an HSET and a PEXPIRE.
 --
 -- State and TTLs (derived from the windows, +1 s)
---   bucket: hash {u = used, t = last write}; expires when it would have drained to zero
---   window: hash {u = used, w = window index}; expires at the end of the window (never for 0)
+--   bucket: hash {u = used, t = last write, r = "limit/period" its TTL was set for}; expires when
+--           it would have drained to zero (a write that lowers the level keeps the longer TTL)
+--   window: hash {u = used, w = window index}; expires at the end of the window (never for 0),
+--           set by the window's first write
 --   concurrency: sorted set {reservation id -> lease expiry}; expires with the newest lease
 -- Numbers are returned as strings ("%.17g"): a Lua number would be truncated to an integer.
 
@@ -53,6 +55,9 @@ else
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 local rid = ARGV[3]
+-- formatting a number is a good part of the script's time: now is formatted once, and a level
+-- written to a key is formatted once for the write and the reply
+local nows = fmt(now)
 
 -- (year, month) of a day counted from 1970-01-01 (H. Hinnant's civil_from_days)
 local function civil(days)
@@ -113,12 +118,24 @@ local function wend(p)
   return -1
 end
 
-local function bucket_level(key, lim, p)
-  local s = redis.call('HMGET', key, 'u', 't')
+-- TTLs are set only when they must grow (a PEXPIRE was a third of the commands per item).
+-- A bucket's TTL, set when it was written with rate r (field r = "limit/period"), covers the
+-- level it was written with draining away at that rate; so a write at the same rate that does
+-- not raise the drained level (a settle that corrects downwards, a charge of 0) keeps a TTL that
+-- is long enough. drained[key] is that level as read (nil: new key or another rate).
+-- stale[key] marks a window key that is new or holds an older window: a window's TTL is the end
+-- of the window, the same for every write within one window, so it is set once per window.
+local drained, stale = {}, {}
+
+local function bucket_level(key, lim, p, rate)
+  local s = redis.call('HMGET', key, 'u', 't', 'r')
   local used = tonumber(s[1]) or 0
   local ts = tonumber(s[2]) or now
   if used > 0 and now > ts then
     used = math.max(0, used - (now - ts) * lim / p)
+  end
+  if s[3] == rate then
+    drained[key] = used
   end
   return used
 end
@@ -128,45 +145,60 @@ local function window_level(key, p)
   if tonumber(s[2]) == windex(now, p) then
     return tonumber(s[1]) or 0
   end
+  stale[key] = true
   return 0
 end
 
-local function put_bucket(key, used, lim, p)
-  redis.call('HSET', key, 'u', fmt(used), 't', fmt(now))
-  redis.call('PEXPIRE', key, math.ceil(used * p / lim * 1000) + 1000)
+local function put_bucket(key, used, lim, p, rate)
+  local was, us = drained[key], fmt(used)
+  if was ~= nil and used <= was then
+    redis.call('HSET', key, 'u', us, 't', nows)
+  else
+    redis.call('HSET', key, 'u', us, 't', nows, 'r', rate)
+    redis.call('PEXPIRE', key, math.ceil(used * p / lim * 1000) + 1000)
+  end
+  drained[key] = used
+  return us
 end
 
 local function put_window(key, used, p)
-  redis.call('HSET', key, 'u', fmt(used), 'w', fmt(windex(now, p)))
-  local left = wend(p)
-  if left >= 0 then
-    redis.call('PEXPIRE', key, math.ceil(left * 1000) + 1000)
+  local us = fmt(used)
+  redis.call('HSET', key, 'u', us, 'w', fmt(windex(now, p)))
+  if stale[key] then
+    local left = wend(p)
+    if left >= 0 then
+      redis.call('PEXPIRE', key, math.ceil(left * 1000) + 1000)
+    end
   end
+  stale[key] = false
+  return us
 end
 
 if ARGV[1] == 'settle' then
-  local out = {fmt(now)}
+  local out = {nows}
   for i = 1, #KEYS do
     local a = 4 + (i - 1) * 5
     local key, k = KEYS[i], ARGV[a]
     local lim, p = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
     local delta, anchor = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]) or now
     if k == 'b' then
-      local used = math.max(0, bucket_level(key, lim, p) + delta)
+      local rate = ARGV[a + 1] .. '/' .. ARGV[a + 2]
+      local used = math.max(0, bucket_level(key, lim, p, rate) + delta)
       if delta ~= 0 then
-        put_bucket(key, used, lim, p)
+        out[#out + 1] = put_bucket(key, used, lim, p, rate)
+      else
+        out[#out + 1] = fmt(used)
       end
-      out[#out + 1] = fmt(used)
     elseif k == 'w' then
       local used = window_level(key, p)
       if delta ~= 0 and windex(anchor, p) == windex(now, p) then
-        used = math.max(0, used + delta)
-        put_window(key, used, p)
+        out[#out + 1] = put_window(key, math.max(0, used + delta), p)
+      else
+        out[#out + 1] = fmt(used)
       end
-      out[#out + 1] = fmt(used)
     else
       redis.call('ZREM', key, rid)
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', nows)
       out[#out + 1] = fmt(redis.call('ZCARD', key))
     end
   end
@@ -184,13 +216,14 @@ for j = 1, g do
 end
 local base = 6 + g
 
-local kind, limit, period, amount, level = {}, {}, {}, {}, {}
+local kind, limit, period, amount, level, rate = {}, {}, {}, {}, {}, {}
 for i = 1, n do
   local a = base + (i - 1) * 4
   kind[i] = ARGV[a]
   limit[i] = tonumber(ARGV[a + 1])
   period[i] = tonumber(ARGV[a + 2])
   amount[i] = tonumber(ARGV[a + 3])
+  rate[i] = ARGV[a + 1] .. '/' .. ARGV[a + 2]
 end
 
 -- item i's level now, and seconds until its amount fits (0 = fits now, -1 = never)
@@ -198,12 +231,12 @@ local function probe(i)
   local key, k, lim, p, amt = KEYS[i], kind[i], limit[i], period[i], amount[i]
   local used
   if k == 'b' then
-    used = bucket_level(key, lim, p)
+    used = bucket_level(key, lim, p, rate[i])
   elseif k == 'w' then
     used = window_level(key, p)
   else
     -- dropping expired leases changes no outcome, so it may happen before the decision
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', nows)
     used = redis.call('ZCARD', key)
   end
   level[i] = used
@@ -226,7 +259,7 @@ local worst, worst_i = 0, 0
 for i = 1, m do
   local w = probe(i)
   if w < 0 then
-    return {0, fmt(now), i, '-1'}
+    return {0, nows, i, '-1'}
   end
   if w > worst then
     worst, worst_i = w, i
@@ -263,7 +296,7 @@ if g > 0 then
   end
   if choice == 0 then
     if best < 0 then
-      return {0, fmt(now), never_i, '-1'}
+      return {0, nows, never_i, '-1'}
     end
     if best > worst then
       worst, worst_i = best, best_i
@@ -272,20 +305,16 @@ if g > 0 then
 end
 
 if worst_i > 0 then
-  return {0, fmt(now), worst_i, fmt(worst)}
+  return {0, nows, worst_i, fmt(worst)}
 end
 
-local out = {1, fmt(now), choice}
+local out = {1, nows, choice}
 local function charge(i)
   local key, k, lim, p = KEYS[i], kind[i], limit[i], period[i]
   if k == 'b' then
-    local used = level[i] + amount[i]
-    put_bucket(key, used, lim, p)
-    out[#out + 1] = fmt(used)
+    out[#out + 1] = put_bucket(key, level[i] + amount[i], lim, p, rate[i])
   elseif k == 'w' then
-    local used = level[i] + amount[i]
-    put_window(key, used, p)
-    out[#out + 1] = fmt(used)
+    out[#out + 1] = put_window(key, level[i] + amount[i], p)
   else
     redis.call('ZADD', key, fmt(now + p), rid)
     redis.call('PEXPIRE', key, math.ceil(p * 1000) + 1000)
