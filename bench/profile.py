@@ -77,7 +77,7 @@ _LIBS = {
     "multidict": "aiohttp (upstream client)",
     "aiohappyeyeballs": "aiohttp (upstream client)",
     "uvicorn": "uvicorn (server)",
-    "httptools": "uvicorn (server)",
+    "httptools": "server (httptools parser)",
     "prometheus_client": "prometheus_client",
     "redis": "redis-py",
     "tiktoken": "tiktoken",
