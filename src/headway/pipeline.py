@@ -10,13 +10,22 @@ assembled per request.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from headway.context import Call
 from headway.types import ChatChunk, ChatResponse
 
 ChatHandler = Callable[[Call], Awaitable[ChatResponse]]
 StreamHandler = Callable[[Call], AsyncIterator[ChatChunk]]
+
+
+async def aclose(stream: AsyncIterator[Any]) -> None:
+    """Close `stream` now when it can be closed. The stream protocols promise an async iterator,
+    not a generator, so `aclose` may be missing; closing early releases what the stream holds
+    (an upstream connection, a reservation) instead of leaving it to the garbage collector."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
 
 
 class Stage(Protocol):

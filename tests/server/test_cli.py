@@ -58,33 +58,49 @@ async def _wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
             await asyncio.sleep(0.05)  # waiting for a child process to listen, not for a timer
 
 
-async def test_serve_with_two_workers_answers_and_stops_cleanly(tmp_path: Path) -> None:
+async def _start_serve(tmp_path: Path, *extra: str) -> tuple[asyncio.subprocess.Process, int]:
+    """`python -m headway serve` on a free port with the sim config, once it listens."""
     config = tmp_path / "headway.yaml"
     config.write_text(sim_config_text(tmp_path), encoding="utf-8")
     port = free_port()
-    args = ["serve", "--config", str(config), "--port", str(port), "--workers", "2"]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "headway",
-        *args,
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        *extra,
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+    await _wait_listening(port, proc)
+    return proc, port
+
+
+async def _stop(proc: asyncio.subprocess.Process, sig: int) -> str:
+    proc.send_signal(sig)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return out.decode()
+
+
+BODY = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def test_serve_with_two_workers_answers_and_stops_cleanly(tmp_path: Path) -> None:
+    proc, port = await _start_serve(tmp_path, "--workers", "2")
     try:
-        await _wait_listening(port, proc)
-        body = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         async with aiohttp.ClientSession() as session:
             for _ in range(4):
-                async with session.post(url, json=body) as resp:
+                async with session.post(url, json=BODY) as resp:
                     assert resp.status == 200
                     assert (await resp.json())["choices"][0]["message"]["content"]
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    text = out.decode()
+        text = await _stop(proc, signal.SIGINT)
     assert proc.returncode == 0, text
     assert f"listening  http://127.0.0.1:{port}/v1  (2 workers" in text
     assert "Traceback" not in text
@@ -94,32 +110,16 @@ async def test_serve_with_two_workers_answers_and_stops_cleanly(tmp_path: Path) 
 async def test_serve_on_either_http_server_answers_and_stops_on_sigterm(
     tmp_path: Path, http: str
 ) -> None:
-    config = tmp_path / "headway.yaml"
-    config.write_text(sim_config_text(tmp_path), encoding="utf-8")
-    port = free_port()
-    args = ["serve", "--config", str(config), "--port", str(port), "--http", http]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "headway",
-        *args,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc, port = await _start_serve(tmp_path, "--http", http)
     try:
-        await _wait_listening(port, proc)
-        body = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+        async with aiohttp.ClientSession() as session, session.post(url, json=BODY) as resp:
             assert resp.status == 200
             assert (await resp.json())["choices"][0]["message"]["content"]
             # uvicorn adds a date header; headway's own server does not
             assert ("date" in resp.headers) == (http == "uvicorn")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    text = out.decode()
+        text = await _stop(proc, signal.SIGTERM)
     assert proc.returncode == 0, text
     assert "Traceback" not in text and "ERROR" not in text
 

@@ -19,15 +19,6 @@ Start = Callable[[Answer], Awaitable[RawServer]]
 
 
 @pytest.fixture
-async def transport() -> AsyncIterator[Transport]:
-    t = Transport()
-    try:
-        yield t
-    finally:
-        await t.aclose()
-
-
-@pytest.fixture
 async def start() -> AsyncIterator[Start]:
     servers: list[RawServer] = []
 

@@ -27,15 +27,6 @@ async def server() -> AsyncIterator[ScriptedServer]:
         await s.server.close()
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[Transport]:
-    t = Transport()
-    try:
-        yield t
-    finally:
-        await t.aclose()
-
-
 CALL = HttpCall("POST", "/chat", {"a": [1, "é"]})
 
 

@@ -7,7 +7,6 @@ import datetime as dt
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -36,15 +35,6 @@ class Gate:
         if request.path in self.held:
             await self.opened.wait()
         writer.write(response(request.path.encode()))
-
-
-@pytest.fixture
-async def transport() -> AsyncIterator[Transport]:
-    t = Transport()
-    try:
-        yield t
-    finally:
-        await t.aclose()
 
 
 async def test_waiters_are_served_in_arrival_order(transport: Transport) -> None:

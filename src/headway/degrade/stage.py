@@ -29,7 +29,7 @@ from headway.degrade.static import StaticAnswers, load_static
 from headway.degrade.worker import JOB_HEADER, Jobs, build_queue
 from headway.errors import ConfigError, HeadwayError, JobQueued, Unavailable, UpstreamError
 from headway.observe.events import EventBus
-from headway.pipeline import ChatHandler, StreamHandler
+from headway.pipeline import ChatHandler, StreamHandler, aclose
 from headway.services import Services
 from headway.types import ChatChunk, ChatResponse, FinishReason, ToolCallDelta, Usage
 
@@ -53,12 +53,6 @@ class Ladder:
     substitute: str | None
     static: StaticAnswers
     stale_max_age_s: float | None
-
-
-async def _close(gen: AsyncIterator[ChatChunk]) -> None:
-    aclose = getattr(gen, "aclose", None)  # handlers promise iterators; ours are generators
-    if aclose is not None:
-        await aclose()
 
 
 def as_chunks(response: ChatResponse) -> Iterator[ChatChunk]:
@@ -229,7 +223,7 @@ class DegradeStage:
                         yield chunk
                     return
                 finally:
-                    await _close(gen)
+                    await aclose(gen)
             elif step == "static":
                 answer = self._static(call, ladder, exc)
                 if answer is not None:
@@ -256,7 +250,7 @@ class DegradeStage:
             async for chunk in gen:
                 yield chunk
         finally:
-            await _close(gen)
+            await aclose(gen)
 
     async def aclose(self) -> None:
         return None  # the job queue is shared across reloads and closed with the services

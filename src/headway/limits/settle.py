@@ -16,7 +16,7 @@ from headway.context import Call
 from headway.limits.estimate import Demand
 from headway.limits.values import Item
 from headway.observe.events import EventBus
-from headway.pipeline import StreamHandler
+from headway.pipeline import StreamHandler, aclose
 from headway.types import ChatChunk, Usage
 
 EVENT = "call.settled"
@@ -186,8 +186,6 @@ async def settled_stream(
     finally:
         try:
             # the client went away: close the upstream stream too, before accounting
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                await close()
+            await aclose(chunks)
         finally:
             await end(call, token, usage, started, parts)

@@ -9,7 +9,7 @@ from headway.config.runtime import RuntimeConfig
 from headway.context import Call
 from headway.errors import HeadwayError, JobQueued
 from headway.observe.metrics import Metrics, input_bucket
-from headway.pipeline import ChatHandler, StreamHandler
+from headway.pipeline import ChatHandler, StreamHandler, aclose
 from headway.services import Services
 from headway.types import ChatChunk, ChatResponse
 
@@ -77,9 +77,7 @@ class ObserveStage:
         finally:
             try:
                 # a caller that went away: the inner stages settle (cost) before we record
-                close = getattr(chunks, "aclose", None)
-                if close is not None:
-                    await close()
+                await aclose(chunks)
             finally:
                 self._record(call, started, outcome, stream=True)
 

@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from headway.clock import Clock, SystemClock
 from headway.context import Served
 from headway.errors import Attempt, HeadwayError, InvalidRequest, StreamInterrupted, UpstreamTimeout
+from headway.pipeline import aclose
 from headway.providers.base import AttemptContext
 from headway.routing.chain import Chain
 from headway.routing.cursor import Cursor
@@ -107,12 +108,6 @@ class _Attempt:
             raise StreamInterrupted("the stream ended without a finish reason", provider=self.name)
 
 
-async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
-    aclose = getattr(chunks, "aclose", None)  # the protocol promises an iterator, not a generator
-    if aclose is not None:
-        await aclose()
-
-
 async def attempt_stream(
     chain: Chain, m: Member, request: ChatRequest, ctx: AttemptContext
 ) -> AsyncGenerator[ChatChunk, None]:
@@ -138,7 +133,7 @@ async def attempt_stream(
             yield chunk
     finally:
         dog.close()
-        await _close(agen)
+        await aclose(agen)
     att.ended()
 
 
@@ -357,7 +352,7 @@ async def stream_call(
                 att.dog.close()
             if chunks is not None:
                 with contextlib.suppress(HeadwayError):
-                    await _close(chunks)
+                    await aclose(chunks)
             if not settled:
                 cur.released(m, cur.probe)
         sp.end_attempt()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from headway.context import ANONYMOUS, Principal, new_request_id
 from headway.errors import HeadwayError, InvalidRequest, RequestTooLarge
+from headway.pipeline import aclose
 from headway.server.auth import Authenticator
 from headway.server.errors import error_response, internal_error
 from headway.server.headers import served_headers
@@ -305,9 +306,7 @@ async def _receive_body(receive: Receive, limit: int) -> bytes:
 
 async def close_stream(answer: StreamResponse) -> None:
     """Release what a stream holds (its upstream stream) now rather than when it is collected."""
-    close = getattr(answer.chunks, "aclose", None)
-    if close is not None:
-        await close()
+    await aclose(answer.chunks)
 
 
 def create_app(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+from headway.pipeline import aclose
 from headway.types import ChatChunk
 
 
@@ -72,6 +73,4 @@ class Relay:
 
     async def aclose(self) -> None:
         self._state = 2
-        close = getattr(self._stream, "aclose", None)
-        if close is not None:
-            await close()
+        await aclose(self._stream)
