@@ -1,9 +1,11 @@
 """What every scenario shares: processes started once per run, one measured wrk run, progress.
 
-A measurement is: an optional warm-up (connection pools, first-call imports), then one wrk run on
-the load core while a thread samples the gateway's RSS and its CPU time is read before and after,
-so every gateway figure also comes with CPU microseconds per request. That figure does not depend
-on how busy the rest of the machine is, which throughput on a shared machine does.
+A measurement is: an optional warm-up (connection pools, first-call imports), a pause until the
+gateway has finished the requests the warm-up's wrk left in flight (`wait_idle`: one of them
+loads the tokenizer), then one wrk run on the load core while a thread samples the gateway's RSS
+and its CPU time is read before and after, so every gateway figure also comes with CPU
+microseconds per request. That figure does not depend on how busy the rest of the machine is,
+which throughput on a shared machine does.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import orjson
 from bench import configs, profile, wrk
 from bench.procs import Proc, Procs, cpu_seconds, rss_mb
 from bench.report import Report
+from bench.timers import DEFAULT_JITTER_MS
 
 DIRECT_MODEL = "bench-model"
 PATH = "/v1/chat/completions"
@@ -79,6 +82,10 @@ class Bench:
     quiet: bool = False
     #: folder for py-spy recordings of the gateway's saturation runs (None: no profiling)
     profile_dir: Path | None = None
+    #: how a delayed upstream times its answers (bench.timers): "precise" or "loop" (quantised)
+    upstream_timer: str = "precise"
+    #: each delayed answer spread uniformly by +/- this much (bench.timers.Delayed)
+    upstream_jitter_ms: float = DEFAULT_JITTER_MS
     _upstreams: dict[tuple[float, float], Proc] = field(default_factory=dict)
     _gateways: dict[tuple[str, int, int, bool], Proc] = field(default_factory=dict)
     _scripts: dict[tuple[str, bool, bool], Path] = field(default_factory=dict)
@@ -97,7 +104,12 @@ class Bench:
     def upstream(self, delay_ms: float = 0.0, interval_ms: float = 0.0) -> Proc:
         key = (delay_ms, interval_ms)
         if key not in self._upstreams:
-            self._upstreams[key] = self.procs.upstream(delay_ms, interval_ms=interval_ms)
+            self._upstreams[key] = self.procs.upstream(
+                delay_ms,
+                interval_ms=interval_ms,
+                timer=self.upstream_timer,
+                jitter_ms=self.upstream_jitter_ms,
+            )
         return self._upstreams[key]
 
     def gateway(
@@ -157,6 +169,8 @@ class Bench:
         prefix = cores.prefix(cores.load) if pin else []
         if self.warmup > 0:
             wrk.run(url, lua, connections, self.warmup, prefix)
+            if is_gateway:
+                wait_idle(target.port)
         if before is not None:
             before()
         watched = target.pid if is_gateway else None
@@ -200,6 +214,39 @@ class Bench:
             raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
         out: dict[str, object] = orjson.loads(done.stdout.strip().splitlines()[-1])
         return out
+
+
+#: how long a warm-up's cut requests may still wait for their upstream (the slowest delay used)
+SETTLE_S = 0.25
+
+
+def wait_idle(port: int) -> None:
+    """Return once the gateway has finished what a warm-up left behind.
+
+    wrk stops with requests in flight. The gateway finishes them when their upstream answers
+    (up to the upstream's delay later), and a stream cut before its usage is settled by counting
+    its tokens, which loads the tokenizer the first time: measured 0.3-1.7 s with the event loop
+    blocked and +45 MB RSS, which landed in the measured run (the 50 ms streams' p99 of
+    1.1-2.5 s). After the upstream's delay, a request answered shows that work is over.
+    """
+    time.sleep(SETTLE_S)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", "/health")
+        conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def upstream_log(port: int) -> dict[str, float]:
+    """The fake upstream's log of its delayed answers since the last call (bench.timers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/bench/stats")
+        out: dict[str, float] = orjson.loads(conn.getresponse().read())
+        return out
+    finally:
+        conn.close()
 
 
 def probe(

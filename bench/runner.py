@@ -4,10 +4,16 @@
     python -m bench --scenarios passthrough,library  # a selection
     python -m bench --quick                          # smoke run: 1 s measurements, 100 streams
     python -m bench --scenarios soak --soak-s 600    # the 10-minute RSS soak (not in the default set)
+    python -m bench --scenarios slow --realtime      # latency on a shared machine (chrt -f 20)
+    python -m bench --scenarios slow --upstream-timer loop --upstream-jitter-ms 0
+                                                     # ... with the old, quantised upstream
 
 The gateway runs on the first core and everything that makes load on the other (taskset), as the
 performance issue's method prescribes; `--no-pin` turns that off. The machine's load average is
 printed and recorded, because on a shared machine it explains more than anything else does.
+The delayed upstream of the slow scenario answers each request 50 ms +/- 1 ms after it arrived,
+on a precise timer; `--upstream-timer loop` and `--upstream-jitter-ms 0` bring back the event
+loop's millisecond grid and fixed delays (bench/timers.py says why they were replaced).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from bench.harness import Bench
 from bench.procs import Cores, Procs
 from bench.report import Report
 from bench.scenarios import Scenario
+from bench.timers import DEFAULT_JITTER_MS, TIMERS
 
 SCENARIOS: dict[str, Scenario] = {
     "passthrough": scenarios.passthrough,
@@ -91,7 +98,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="record the gateway's c=64 runs with py-spy into DIR (pip install py-spy)",
     )
+    p.add_argument(
+        "--upstream-timer",
+        choices=sorted(TIMERS),
+        default="precise",
+        help="how the delayed upstream (slow scenario) times its answers: 'precise' (default) "
+        "or 'loop', the event loop's millisecond-quantised timers (see bench/timers.py)",
+    )
+    p.add_argument(
+        "--upstream-jitter-ms",
+        type=float,
+        default=DEFAULT_JITTER_MS,
+        help="spread each delayed answer uniformly by +/- this much "
+        f"(default {DEFAULT_JITTER_MS:g}; see bench/timers.py)",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run every measured process at real-time priority (chrt -f 20, needs root): "
+        "latency figures on a machine other work shares",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs)")
     return p.parse_args(argv)
 
@@ -117,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         print(wrk.INSTALL_HINT)
         return 2
     _raise_fd_limit()
-    cores = Cores.detect(pin=not args.no_pin)
+    cores = Cores.detect(pin=not args.no_pin, realtime=args.realtime)
+    if cores.realtime and shutil.which("chrt") is None:
+        print("--realtime needs chrt (util-linux)")
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="headway-bench-"))
     report = Report()
     bench = Bench(
@@ -128,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         streams_connections=args.connections or (100 if args.quick else 1000),
         library_calls=args.library_calls or (200 if args.quick else 2000),
         soak_s=args.soak_s,
+        upstream_timer=args.upstream_timer,
+        upstream_jitter_ms=args.upstream_jitter_ms,
     )
     if args.profile is not None:
         if profile.py_spy() is None:
@@ -141,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "load_avg_start": [round(x, 2) for x in load],
         "pinned": cores.gateway is not None,
+        "realtime": cores.realtime,
         "gateway_core": cores.gateway,
         "load_core": cores.load,
         "python": sys.version.split()[0],

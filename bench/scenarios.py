@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import configs, wrk
-from bench.harness import Bench, Measured, probe
-from bench.procs import cpu_seconds
+from bench.harness import Bench, Measured, probe, upstream_log
+from bench.procs import Proc, cpu_seconds
 from bench.report import Row
 
 Scenario = Callable[[Bench], None]
@@ -110,14 +110,23 @@ def streaming(b: Bench) -> None:
 
 
 def slow(b: Bench) -> None:
-    """A 50 ms upstream at c=16: throughput within 5% of direct, and added latency at c=16."""
+    """A 50 ms upstream at c=16: throughput within 5% of direct, and added latency at c=16.
+
+    The upstream times its answers with `b.upstream_timer` ("precise" by default; "loop" is the
+    event loop's millisecond grid, which answers in bursts) and spreads them by
+    `b.upstream_jitter_ms` (bench/timers.py). Each run also reports, from the upstream's own log,
+    the share of answers written within 100 us of the previous one (bursts) and how late the
+    timer fired, for the direct and the gateway run alike.
+    """
     up = b.upstream(delay_ms=50)
     gw = b.gateway("passthrough", up)
     f = b.report.figures
+    f["slow_upstream"] = {"timer": b.upstream_timer, "jitter_ms": b.upstream_jitter_ms}
     for stream in (False, True):
         kind = "stream" if stream else "non-stream"
-        d = b.measure(f"50ms {kind} direct", up, 16, stream=stream)
-        g = b.measure(f"50ms {kind} gateway", gw, 16, stream=stream)
+        key = "slow_stream" if stream else "slow"
+        d = _slow_run(b, f"50ms {kind} direct", up, up, stream, f"{key}_upstream_direct")
+        g = _slow_run(b, f"50ms {kind} gateway", gw, up, stream, f"{key}_upstream_gateway")
         b.report.add(
             Row(
                 "50ms upstream",
@@ -129,15 +138,27 @@ def slow(b: Bench) -> None:
                 ("min", 0.95, "ratio"),
             )
         )
-        key = "slow_stream" if stream else "slow"
         f[f"{key}_rps"] = g.rps
         f[f"{key}_rps_direct"] = d.rps
         f[f"{key}_ratio"] = g.rps / d.rps if d.rps else None
+        f[f"{key}_cpu_us_per_req"] = g.cpu_us_per_req
         if not stream:
             _latency_rows(b, "50ms upstream", "c=16", d, g, targets=True)
             f["added_p50_ms_c16"] = g.result.p50_ms - d.result.p50_ms
             f["added_p99_ms_c16"] = g.result.p99_ms - d.result.p99_ms
         _keep_rss(b, g)
+
+
+def _slow_run(b: Bench, label: str, target: Proc, up: Proc, stream: bool, name: str) -> Measured:
+    """One run of the slow scenario, with the upstream's log of its answers during it."""
+    m = b.measure(label, target, 16, stream=stream, before=lambda: upstream_log(up.port))
+    log = upstream_log(up.port)
+    b.report.figures[name] = log
+    b.say(
+        f"    upstream: {log['bunched_share']:.0%} of answers <100 us after the previous, "
+        f"timer late p50 {log['late_p50_us']:.0f} us, p99 {log['late_p99_us']:.0f} us"
+    )
+    return m
 
 
 def cache(b: Bench) -> None:

@@ -6,7 +6,15 @@ Content-Length bodies, and whether the body asks for `"stream": true`. A fixed `
 slow provider without costing CPU; `interval_ms` spaces a stream's events in time, so that many
 streams can be open at once (the 1,000-connection scenario).
 
-    python -m bench.upstream --port 9100 [--delay-ms 50] [--chunks 24] [--interval-ms 100]
+Delayed answers are timed by `--timer precise` (default: each answer `delay_ms` after its request
+arrived, to ~0.1 ms) or `--timer loop` (the event loop's timers, which gather answers onto a
+millisecond grid and so send them in bursts), and `--jitter-ms J` spreads each delay uniformly
+over +/- J; bench/timers.py says why. `GET /bench/stats` returns how the delayed answers fell
+in time since the last such request (share written within 100 us of the previous one, timer
+lateness) and starts a new window. The zero-delay path uses no timer at all.
+
+    python -m bench.upstream --port 9100 [--delay-ms 50] [--timer precise|loop] [--jitter-ms 1]
+        [--chunks 24] [--interval-ms 100]
 
 `--port 0` picks a free port; the first line printed names the one in use.
 """
@@ -15,9 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from functools import partial
 from typing import cast
 
 import orjson
+
+from bench.timers import TIMERS, Delayed
 
 
 def _completion(chunks: int) -> bytes:
@@ -113,9 +124,14 @@ class Canned:
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    def __init__(self, canned: Canned, delay: float, interval: float = 0.0) -> None:
+    def __init__(
+        self,
+        canned: Canned,
+        delayed: Delayed | None = None,
+        interval: float = 0.0,
+    ) -> None:
         self.canned = canned
-        self.delay = delay
+        self.delayed = delayed
         self.interval = interval
         self.buf = b""
         self.transport: asyncio.Transport | None = None
@@ -143,7 +159,10 @@ class UpstreamProtocol(asyncio.Protocol):
             self._answer(head, body)
 
     def _answer(self, head: bytes, body: bytes) -> None:
-        if head.startswith(b"get /v1/models") or head.startswith(b"get /health"):
+        if head.startswith(b"get "):
+            if head.startswith(b"get /bench/stats"):
+                self._stats()  # at once: the log is not part of what the delay models
+                return
             payload = self.canned.models
         elif b"/embeddings" in head[:64]:
             payload = self.canned.embed
@@ -157,15 +176,24 @@ class UpstreamProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        if self.delay > 0:
-            asyncio.get_running_loop().call_later(self.delay, _write, transport, payload)
+        if self.delayed is not None:
+            self.delayed.later(partial(_write, transport, payload))
         else:
             transport.write(payload)
+
+    def _stats(self) -> None:
+        """The log of delayed answers since the last read (bench.timers.AnswerLog)."""
+        taken = self.delayed.log.take() if self.delayed is not None else {}
+        if self.transport is not None:
+            self.transport.write(_http(b"200 OK", b"application/json", orjson.dumps(taken)))
 
     def _trickle(self, transport: asyncio.Transport) -> None:
         # Each frame schedules the next, which keeps them in order (timers a millisecond apart
         # may fire in either order). A client sends its next request only after a stream ended,
-        # so two streams on one connection never interleave.
+        # so two streams on one connection never interleave. The events after the first are
+        # paced by the loop's timers: 1,000 streams make ~10,000 events a second, dense enough
+        # that the millisecond grid adds little, and a thread hop per event would cost the
+        # load core.
         frames = self.canned.sse_frames
         loop = asyncio.get_running_loop()
         interval = self.interval
@@ -177,8 +205,8 @@ class UpstreamProtocol(asyncio.Protocol):
             if i + 1 < len(frames):
                 loop.call_later(interval, send, i + 1)
 
-        if self.delay > 0:
-            loop.call_later(self.delay, send, 0)
+        if self.delayed is not None:
+            self.delayed.later(partial(send, 0))
         else:
             send(0)
 
@@ -189,18 +217,32 @@ def _write(transport: asyncio.Transport, payload: bytes) -> None:
 
 
 async def serve(
-    host: str, port: int, delay_ms: float, chunks: int, interval_ms: float = 0.0
+    host: str,
+    port: int,
+    delay_ms: float,
+    chunks: int,
+    interval_ms: float = 0.0,
+    timer: str = "precise",
+    jitter_ms: float = 0.0,
 ) -> None:
     canned = Canned(chunks)
     loop = asyncio.get_running_loop()
+    # no timer (and no timer thread) at all when nothing is delayed
+    delayed = None
+    if delay_ms > 0:
+        delayed = Delayed(TIMERS[timer](loop), delay_ms / 1000.0, jitter_ms / 1000.0)
     server = await loop.create_server(
-        lambda: UpstreamProtocol(canned, delay_ms / 1000.0, interval_ms / 1000.0),
+        lambda: UpstreamProtocol(canned, delayed, interval_ms / 1000.0),
         host,
         port,
         backlog=4096,
     )
     port = server.sockets[0].getsockname()[1]
-    print(f"bench upstream on http://{host}:{port}/v1 (delay {delay_ms} ms)", flush=True)
+    print(
+        f"bench upstream on http://{host}:{port}/v1 "
+        f"(delay {delay_ms} ms, jitter {jitter_ms} ms, {timer} timer)",
+        flush=True,
+    )
     async with server:
         await server.serve_forever()
 
@@ -212,6 +254,8 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--chunks", type=int, default=24)
     parser.add_argument("--interval-ms", type=float, default=0.0)
+    parser.add_argument("--timer", choices=sorted(TIMERS), default="precise")
+    parser.add_argument("--jitter-ms", type=float, default=0.0)
     args = parser.parse_args()
     try:
         import uvloop
@@ -219,7 +263,17 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(args.host, args.port, args.delay_ms, args.chunks, args.interval_ms))
+    asyncio.run(
+        serve(
+            args.host,
+            args.port,
+            args.delay_ms,
+            args.chunks,
+            args.interval_ms,
+            args.timer,
+            args.jitter_ms,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -163,3 +163,29 @@ def test_runner_end_to_end_prints_table_and_named_figures(
 def test_runner_rejects_unknown_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert runner.main(["--scenarios", "nope"]) == 2
     assert "unknown scenario" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("timer", ["precise", "loop"])
+def test_slow_scenario_reports_the_upstream_log_for_both_sides(
+    capsys: pytest.CaptureFixture[str], timer: str
+) -> None:
+    assert shutil.which("wrk"), wrk.INSTALL_HINT
+    argv = ["--scenarios", "slow", "--duration", "1", "--warmup", "0", "--no-pin"]
+    code = runner.main([*argv, "--upstream-timer", timer, "--upstream-jitter-ms", "1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    figures = orjson.loads(out.strip().splitlines()[-1])
+    assert figures["failed"] == {}
+    assert figures["slow_upstream"] == {"timer": timer, "jitter_ms": 1.0}
+    for key in ("slow", "slow_stream"):
+        for side in ("direct", "gateway"):
+            log = figures[f"{key}_upstream_{side}"]
+            assert log["answers"] > 0 and 0.0 <= log["bunched_share"] <= 1.0
+        assert figures[f"{key}_ratio"] > 0 and figures[f"{key}_cpu_us_per_req"] > 0
+
+
+def test_cores_prefix_pins_and_optionally_raises_priority() -> None:
+    assert Cores("0", "1").prefix("1") == ["taskset", "-c", "1"]
+    assert Cores("0", "1", realtime=True).prefix("0") == ["chrt", "-f", "20", "taskset", "-c", "0"]
+    assert Cores(None, None, realtime=True).prefix(None) == ["chrt", "-f", "20"]
+    assert Cores(None, None).prefix(None) == []
