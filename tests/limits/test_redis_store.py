@@ -197,3 +197,32 @@ async def test_a_ttl_is_only_set_when_it_must_grow(client: Any) -> None:
     assert await client.pttl("{hw}:l:hour") == -1
     assert isinstance(await store.reserve([hour], now=now + 3600), Reservation)
     assert 3_000_000 < await client.pttl("{hw}:l:hour") <= 3_001_000
+
+
+async def test_reservation_ids_are_unique_across_replicas(client: Any) -> None:
+    """Ids name concurrency leases, which replicas share: two stores' first ids must differ."""
+    one, two = RedisLimitStore(client), RedisLimitStore(client)
+    conc = slots("key:x:concurrency", limit=2)
+    a, b = await one.reserve([conc]), await two.reserve([conc])
+    assert isinstance(a, Reservation) and isinstance(b, Reservation)
+    assert a.id != b.id
+    assert isinstance(await one.reserve([conc]), Rejection)  # two leases held, not one
+    await two.release(b)
+    assert isinstance(await one.reserve([conc]), Reservation)
+
+
+async def test_a_client_that_decodes_replies_reads_the_same_numbers(redis_url: str) -> None:
+    """The script answers one string of numbers: read alike as bytes or as text."""
+    text = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        await text.flushdb()
+        store = RedisLimitStore(text)
+        now = 1_767_225_600.25
+        res = await store.reserve([bucket("a b", limit=60, amount=30), window("w")], now=now)
+        assert isinstance(res, Reservation)
+        assert (res.used, res.at, res.choice) == ((30.0, 1.0), now, -1)
+        assert await store.settle(res, [15, 0], now=now + 1) == (14.0, 0.0)
+        rej = await store.reserve([bucket("a b", limit=60, amount=60)], now=now + 1)
+        assert isinstance(rej, Rejection) and rej.retry_after == pytest.approx(14.0)
+    finally:
+        await text.aclose()

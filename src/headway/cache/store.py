@@ -135,7 +135,7 @@ class RedisStore:
         return value
 
     async def set(self, key: str, value: bytes, *, keep_s: float, now: float) -> None:
-        px = max(1, int(keep_s * 1000))
+        px = str(max(1, int(keep_s * 1000)))  # text: encoded inline, without the generic path
         await self._r.execute_command("SET", self.prefix + key, value, "PX", px)
 
     async def delete(self, key: str) -> None:

@@ -161,8 +161,29 @@ class RedisBreakerStore:
         lock = self._locks.get(name)
         if lock is None:
             lock = self._locks[name] = asyncio.Lock()
+        if not lock.locked():
+            # Nobody is between a read and a write of this breaker: an update of a fresh state
+            # that writes nothing (the common admission and success) completes here, without
+            # the lock's coroutines, since code that does not await cannot be interleaved.
+            now = self._clock.monotonic()
+            seen = self._seen.get(name)
+            if seen is not None and now - seen[2] < self._staleness:
+                new, out = self._step(name, seen[1], fn, now)
+                if new is None:
+                    return out
         async with lock:
             return await self._update(name, fn, ttl_s)
+
+    def _step(
+        self, name: str, state: BreakerState, fn: Update[T], now: float
+    ) -> tuple[BreakerState | None, T]:
+        """`fn` applied to this process's view of `state`: (None, result) when nothing must be
+        written (no change, or successes kept locally), else (the state to write, result)."""
+        local = self._local(name, state)
+        new, out = fn(local)
+        if new == local or self._defer(name, state, new, successes_only(local, new), now):
+            return None, out
+        return new, out
 
     def _defer(
         self, name: str, state: BreakerState, new: BreakerState, added: Pending | None, now: float
@@ -192,9 +213,8 @@ class RedisBreakerStore:
             version, state = await self._read(name)
         ttl_ms = str(max(1000, int(ttl_s * 1000)))
         for _ in range(MAX_ROUNDS):
-            local = self._local(name, state)
-            new, out = fn(local)
-            if new == local or self._defer(name, state, new, successes_only(local, new), now):
+            new, out = self._step(name, state, fn, now)
+            if new is None:
                 return out
             next_version = str(int(version) + 1)
             blob = orjson.dumps(new.to_json())

@@ -240,7 +240,12 @@ class RedisClient:
 
     async def execute_command(self, *args: Any) -> Any:
         conn = self._conn
-        if conn is None or conn.closed or conn.loop is not asyncio.get_running_loop():
+        # A connection belongs to the loop that opened it; a caller always runs on a running
+        # loop, so a connection whose loop is not running belongs to an older one (tests start
+        # a loop each). Asking `is_running` instead of comparing with `get_running_loop()` saves
+        # a getpid() system call per command (asyncio checks the pid on every lookup).
+        # One client serves one event loop at a time, as one connection can.
+        if conn is None or conn.closed or not conn.loop.is_running():
             conn = await self._connection()
         return await conn.send(encode(args))
 
