@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
-from headway.context import Call, Principal
+from headway.context import ANONYMOUS, Call, Principal
 from headway.errors import InvalidRequest, ModelNotFound, PermissionDenied
 from headway.pipeline import ChatHandler, Stage, StreamHandler, compose, failed_stream
 from headway.providers.base import AttemptContext, Provider
@@ -213,7 +213,8 @@ class Gateway:
             request = replace(request, stream=stream)
         return Call(
             request=request,
-            principal=principal if isinstance(principal, Principal) else Principal(),
+            # the shared anonymous principal (a frozen value) rather than a new one per call
+            principal=principal if isinstance(principal, Principal) else ANONYMOUS,
             started=self._services.clock.monotonic(),
         )
 

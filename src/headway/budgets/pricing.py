@@ -78,6 +78,9 @@ def lookup(model_id: str, table: dict[str, Price]) -> Price | None:
 def cost_micro(usage: Usage, price: Price) -> Decimal:
     """What `usage` costs, in micro-dollars, exactly."""
     in_rate, out_rate = price.rates(usage.input_tokens)
+    if not usage.cached_input_tokens and not usage.cache_write_tokens:
+        # most calls read and write no prompt cache: the sum below without its two zero terms
+        return usage.input_tokens * in_rate + usage.output_tokens * out_rate
     cached = min(max(usage.cached_input_tokens, 0), usage.input_tokens)
     written = min(max(usage.cache_write_tokens, 0), usage.input_tokens - cached)
     plain = usage.input_tokens - cached - written

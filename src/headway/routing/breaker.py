@@ -79,8 +79,12 @@ class BreakerPolicy:
         )
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class BreakerState:
+    """A value: never changed once built (the functions below return new ones). Not declared
+    frozen because every successful call builds one, and a frozen dataclass's `__init__` costs
+    several times a plain one's."""
+
     status: str = CLOSED
     consecutive: int = 0
     #: (bucket index, calls, failures), oldest first; index = floor(now / bucket_s)
@@ -190,7 +194,7 @@ def record(
     failed = outcome is Outcome.FAILURE
     buckets = _count(state, policy, now, failed)
     if not failed:
-        return BreakerState(consecutive=0, buckets=buckets)
+        return BreakerState(CLOSED, 0, buckets)
     consecutive = state.consecutive + 1
     if consecutive >= policy.consecutive_failures:
         return _open(now)

@@ -17,6 +17,7 @@ from headway.clock import Clock
 from headway.errors import Unavailable
 from headway.observe.events import EventBus
 from headway.routing.breaker import (
+    CLOSED,
     CLOSED_STATE,
     Admission,
     BreakerPolicy,
@@ -47,22 +48,28 @@ class MemoryBreakerStore:
     """One process's breakers. States are tiny and few (one per deployment): no expiry needed."""
 
     def __init__(self) -> None:
-        self._states: dict[str, BreakerState] = {}
+        #: name -> state (absent: closed). `Breakers` reads and writes it directly, without a
+        #: coroutine: a memory state needs no I/O.
+        self.states: dict[str, BreakerState] = {}
 
     async def update(self, name: str, fn: Update[T], ttl_s: float) -> T:
-        new, out = fn(self._states.get(name, CLOSED_STATE))
-        self._states[name] = new
+        new, out = fn(self.states.get(name, CLOSED_STATE))
+        self.states[name] = new
         return out
 
     async def load(self, name: str) -> BreakerState:
-        return self._states.get(name, CLOSED_STATE)
+        return self.states.get(name, CLOSED_STATE)
 
     async def aclose(self) -> None:
         return None
 
 
 class Breakers:
-    """Admission and outcome reporting for every deployment's breaker."""
+    """Admission and outcome reporting for every deployment's breaker.
+
+    With the memory store every breaker step is synchronous: `sync` is True and callers use
+    `admit_now` / `record_now` instead of awaiting `admit` / `record` (the same steps, without a
+    coroutine and a closure per call, which the chat path makes twice per call)."""
 
     def __init__(self, store: BreakerStore, clock: Clock, events: EventBus) -> None:
         self.store = store
@@ -70,6 +77,10 @@ class Breakers:
         self._events = events
         self._local = MemoryBreakerStore()
         self._degraded = False
+        # exactly the memory store: a subclass may do I/O in its `update`
+        self._memory = store if type(store) is MemoryBreakerStore else None
+        #: the store answers without I/O: `admit_now`, `record_now` and `closed_now` may be used
+        self.sync = self._memory is not None
 
     async def _apply(self, name: str, fn: Update[T], ttl_s: float) -> T:
         try:
@@ -93,17 +104,33 @@ class Breakers:
     async def admit(self, name: str, policy: BreakerPolicy | None) -> Admission:
         if policy is None:
             return Admission.ALLOW
-        now = self._clock.time()
-
-        def step(
-            state: BreakerState,
-        ) -> tuple[BreakerState, tuple[BreakerState, BreakerState, Admission]]:
-            new, admission = admit(state, policy, now)
-            return new, (state, new, admission)
-
+        if self._memory is not None:
+            return self.admit_now(name, policy)
+        step = _admit_step(policy, self._clock.time())
         before, after, admission = await self._apply(name, step, policy.state_ttl_s)
         self._emit(name, before, after, "cooldown passed")
         return admission
+
+    def admit_now(self, name: str, policy: BreakerPolicy | None) -> Admission:
+        """`admit` on the memory store (`sync`), without awaiting."""
+        if policy is None:
+            return Admission.ALLOW
+        assert self._memory is not None
+        states = self._memory.states
+        before = states.get(name, CLOSED_STATE)
+        after, admission = admit(before, policy, self._clock.time())
+        if after is not before:
+            states[name] = after
+            self._emit(name, before, after, "cooldown passed")
+        return admission
+
+    def closed_now(self, name: str, policy: BreakerPolicy | None) -> bool:
+        """The memory store's breaker of `name` is closed (or off): `admit` would ALLOW without
+        changing anything, so a caller may skip it."""
+        if policy is None:
+            return True
+        assert self._memory is not None
+        return self._memory.states.get(name, CLOSED_STATE).status == CLOSED
 
     async def record(
         self,
@@ -116,14 +143,33 @@ class Breakers:
     ) -> None:
         if policy is None:
             return
-        now = self._clock.time()
-
-        def step(state: BreakerState) -> tuple[BreakerState, tuple[BreakerState, BreakerState]]:
-            new = record(state, policy, now, outcome, probe=probe)
-            return new, (state, new)
-
+        if self._memory is not None:
+            self.record_now(name, policy, outcome, probe=probe, why=why)
+            return
+        step = _record_step(policy, self._clock.time(), outcome, probe)
         before, after = await self._apply(name, step, policy.state_ttl_s)
         self._emit(name, before, after, why or outcome.value)
+
+    def record_now(
+        self,
+        name: str,
+        policy: BreakerPolicy | None,
+        outcome: Outcome,
+        *,
+        probe: bool,
+        why: str = "",
+    ) -> None:
+        """`record` on the memory store (`sync`), without awaiting."""
+        if policy is None:
+            return
+        assert self._memory is not None
+        states = self._memory.states
+        before = states.get(name, CLOSED_STATE)
+        after = record(before, policy, self._clock.time(), outcome, probe=probe)
+        if after is not before:
+            states[name] = after
+            if before.status != CLOSED or after.status != CLOSED:  # closed to closed: no event
+                self._emit(name, before, after, why or outcome.value)
 
     async def state(self, name: str) -> BreakerState:
         try:
@@ -133,3 +179,25 @@ class Breakers:
 
     async def aclose(self) -> None:
         await self.store.aclose()
+
+
+def _admit_step(
+    policy: BreakerPolicy, now: float
+) -> Update[tuple[BreakerState, BreakerState, Admission]]:
+    def step(
+        state: BreakerState,
+    ) -> tuple[BreakerState, tuple[BreakerState, BreakerState, Admission]]:
+        new, admission = admit(state, policy, now)
+        return new, (state, new, admission)
+
+    return step
+
+
+def _record_step(
+    policy: BreakerPolicy, now: float, outcome: Outcome, probe: bool
+) -> Update[tuple[BreakerState, BreakerState]]:
+    def step(state: BreakerState) -> tuple[BreakerState, tuple[BreakerState, BreakerState]]:
+        new = record(state, policy, now, outcome, probe=probe)
+        return new, (state, new)
+
+    return step

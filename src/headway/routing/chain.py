@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from headway.context import Served
 from headway.errors import AllAttemptsFailed, Attempt, HeadwayError, UpstreamTimeout
 from headway.providers.base import AttemptContext, Capabilities
+from headway.routing.breaker import Outcome
 from headway.routing.cursor import Cursor
 from headway.routing.deadline import attempt_deadline, within
 from headway.routing.hedge import hedge_delay
@@ -41,6 +42,14 @@ def _capabilities(members: Sequence[Member]) -> Capabilities:
         prefill=all(c.prefill for c in caps),
         stream_usage=all(c.stream_usage for c in caps),
     )
+
+
+def _answered(served: Served, m: Member, idx: int, response: ChatResponse) -> ChatResponse:
+    served.deployment = m.name
+    served.upstream_model = m.upstream_model
+    served.fallback_depth = idx
+    served.usage = response.usage
+    return response
 
 
 class Chain:
@@ -65,6 +74,7 @@ class Chain:
             policy.budget_ratio, policy.budget_window_s, policy.budget_min_retries
         )
         self.capabilities = _capabilities(self.members)
+        self._hedged = policy.hedge is not None and len(self.members) > 1
 
     def cursor(
         self, deadline: float | None, served: Served, skip: frozenset[str] = frozenset()
@@ -130,7 +140,7 @@ class Chain:
 
         return Runner(m, idx, probe, task, stop)
 
-    async def _hedged(
+    async def _hedged_attempt(
         self, cur: Cursor, m: Member, request: ChatRequest, ctx: AttemptContext
     ) -> tuple[Member, ChatResponse]:
         """The first attempt, hedged. Returns the winner or raises the last failure (the cursor
@@ -180,6 +190,16 @@ class Chain:
         else:
             cur.released(m, probe)
 
+    def _first_alone(self, now: float, deadline: float | None, skip: frozenset[str]) -> bool:
+        """Whether the first member can be tried before a cursor exists: nothing to skip, no
+        hedge, the deadline not passed, and its breaker closed on the memory store (admitting
+        it would change nothing). Nearly every call is answered by that one attempt; a cursor is
+        built only when it fails, and goes on exactly as if it had handed the attempt out."""
+        if skip or self._hedged or (deadline is not None and now >= deadline):
+            return False
+        breakers = self.res.breakers
+        return breakers.sync and breakers.closed_now(self.members[0].name, self.policy.breaker)
+
     async def chat_with(
         self,
         request: ChatRequest,
@@ -189,14 +209,44 @@ class Chain:
     ) -> ChatResponse:
         """`skip`: members not to try (the limits stage found them without capacity)."""
         clock = self.res.clock
-        self.budget.record_call(clock.monotonic())
-        cur = self.cursor(ctx.deadline, served, skip)
-        first = True
-        hedged = self.policy.hedge is not None and len(self.members) > 1
+        now = clock.monotonic()
+        self.budget.record_call(now)
+        if not self._first_alone(now, ctx.deadline, skip):
+            return await self._chat_on(self.cursor(ctx.deadline, served, skip), request, ctx)
+        m = self.members[0]
+        served.attempts += 1
+        failure: HeadwayError | None = None
+        began = clock.monotonic()
+        try:
+            response = await self._attempt(m, request, ctx, began)
+        except HeadwayError as exc:
+            failure = exc
+        finally:
+            served.upstream_s += clock.monotonic() - began
+        if failure is not None:
+            cur = self.cursor(ctx.deadline, served, skip)
+            cur.took(0, probe=False)
+            return await self._chat_on(cur, request, ctx, failure)
+        self.res.breakers.record_now(m.name, self.policy.breaker, Outcome.SUCCESS, probe=False)
+        return _answered(served, m, 0, response)
+
+    async def _chat_on(
+        self,
+        cur: Cursor,
+        request: ChatRequest,
+        ctx: AttemptContext,
+        failure: HeadwayError | None = None,
+    ) -> ChatResponse:
+        """The call through the cursor. `failure`: how the attempt it last handed out failed."""
+        clock = self.res.clock
+        served = cur.served
+        first = failure is None
+        if failure is not None and not await self._failed(cur, failure):
+            raise cur.error()
         while (m := await cur.next()) is not None:
             try:
-                if first and hedged:
-                    m, response = await self._hedged(cur, m, request, ctx)
+                if first and self._hedged:
+                    m, response = await self._hedged_attempt(cur, m, request, ctx)
                 else:
                     began = clock.monotonic()
                     try:
@@ -204,27 +254,28 @@ class Chain:
                     finally:
                         served.upstream_s += clock.monotonic() - began
             except HeadwayError as exc:
-                m = self.members[cur.index]
-                await cur.failed(m, exc, cur.probe)
-                decision = cur.decide(m, exc)
-                if decision.action is Action.RETRY and decision.delay > 0:
-                    await clock.sleep(decision.delay)
-                    served.wait_s += decision.delay
-                elif decision.action is Action.FAIL:
-                    break
-                continue
+                if await self._failed(cur, exc):
+                    continue
+                break
             except asyncio.CancelledError:
                 cur.released(self.members[cur.index], cur.probe)
                 raise
             finally:
                 first = False
             await cur.succeeded(m, cur.probe)
-            served.deployment = m.name
-            served.upstream_model = m.upstream_model
-            served.fallback_depth = cur.index
-            served.usage = response.usage
-            return response
+            return _answered(served, m, cur.index, response)
         raise cur.error()
+
+    async def _failed(self, cur: Cursor, exc: HeadwayError) -> bool:
+        """Record the failure of the attempt the cursor handed out last and act on the retry
+        decision (wait out a re-send's delay). False: the call stops here."""
+        m = self.members[cur.index]
+        await cur.failed(m, exc, cur.probe)
+        decision = cur.decide(m, exc)
+        if decision.action is Action.RETRY and decision.delay > 0:
+            await self.res.clock.sleep(decision.delay)
+            cur.served.wait_s += decision.delay
+        return decision.action is not Action.FAIL
 
     async def chat(self, request: ChatRequest, ctx: AttemptContext) -> ChatResponse:
         return await self.chat_with(request, ctx, Served())

@@ -115,20 +115,30 @@ class Cursor:
                 self.log.append(Attempt(m.name, SKIPPED_CAPACITY))
                 self.advance()
                 continue
-            admission = await self.res.breakers.admit(m.name, self.policy.breaker)
+            breakers = self.res.breakers  # no coroutine when the store is memory
+            admission = (
+                breakers.admit_now(m.name, self.policy.breaker)
+                if breakers.sync
+                else await breakers.admit(m.name, self.policy.breaker)
+            )
             if admission is Admission.REJECT:
                 self.log.append(Attempt(m.name, SKIPPED_OPEN))
                 self.advance()
                 continue
-            self.probe = admission is Admission.PROBE
-            self.index = idx
-            if self.recovering:
-                self.recoveries += 1
-            else:
-                self.attempts += 1
+            self.took(idx, admission is Admission.PROBE)
             self.served.attempts += 1
             return m
         return None
+
+    def took(self, idx: int, probe: bool) -> None:
+        """Member `idx` was handed out (its breaker admitted it; `probe`: as a probe). The chain
+        calls it itself for a first attempt it made before it needed a cursor."""
+        self.probe = probe
+        self.index = idx
+        if self.recovering:
+            self.recoveries += 1
+        else:
+            self.attempts += 1
 
     async def peek_healthy(self) -> tuple[int, Member, bool] | None:
         """Admit the next member after the current one without moving there (a hedge target).
@@ -167,7 +177,11 @@ class Cursor:
     # ---- reporting --------------------------------------------------------------------------
 
     async def succeeded(self, m: Member, probe: bool) -> None:
-        await self.res.breakers.record(m.name, self.policy.breaker, Outcome.SUCCESS, probe=probe)
+        breakers = self.res.breakers
+        if breakers.sync:
+            breakers.record_now(m.name, self.policy.breaker, Outcome.SUCCESS, probe=probe)
+        else:
+            await breakers.record(m.name, self.policy.breaker, Outcome.SUCCESS, probe=probe)
 
     def released(self, m: Member, probe: bool) -> None:
         """The attempt ended without a verdict (cancelled, lost a hedge): free a probe slot."""

@@ -40,7 +40,8 @@ def call_deadline(now: float, route_timeout_s: float, requested: float | None) -
 
 
 def attempt_deadline(now: float, call: float | None, attempt_timeout_s: float) -> float | None:
-    return earliest(call, now + attempt_timeout_s)
+    own = now + attempt_timeout_s  # `earliest` of the two, without its loop: every attempt
+    return call if call is not None and call <= own else own
 
 
 def first_token_deadline(
@@ -59,19 +60,49 @@ def remaining(now: float, deadline: float | None) -> float | None:
     return None if deadline is None else deadline - now
 
 
+class _Expiry:
+    """The timer callback of `within`: cancels the waiting task and remembers it did."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
 async def within(clock: Clock, aw: Awaitable[T], deadline: float | None) -> T:
     """Await `aw`, raising TimeoutError once `clock.monotonic()` reaches `deadline`.
 
-    On the system clock this is `asyncio.timeout_at` (one timer handle, no task); on any other
-    clock (a FakeClock in tests) a watcher task sleeps on the clock and cancels the waiter, the
-    same way asyncio.timeout does it."""
+    On the system clock this is what `asyncio.timeout_at` does (one `loop.call_at` handle that
+    cancels the task; the cancellation turns into TimeoutError only when it was the timer's and
+    nobody else cancelled too) without its context manager's two coroutines and state machine:
+    it runs on every chat attempt. On any other clock (a FakeClock in tests) a watcher task
+    sleeps on the clock and cancels the waiter the same way."""
     if deadline is None:
         return await aw
-    if isinstance(clock, SystemClock):
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout_at(loop.time() + (deadline - clock.monotonic())):
-            return await aw
-    return await _within_clock(clock, aw, deadline)
+    if not isinstance(clock, SystemClock):
+        return await _within_clock(clock, aw, deadline)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
+    assert task is not None
+    expiry = _Expiry(task)
+    cancelling = task.cancelling()
+    handle = loop.call_at(loop.time() + (deadline - clock.monotonic()), expiry)
+    cancelled = False
+    try:
+        return await aw
+    except asyncio.CancelledError:
+        cancelled = True
+        raise
+    finally:
+        handle.cancel()
+        # as asyncio.timeout's exit: withdraw the timer's cancellation whatever `aw` did with it
+        if expiry.fired and task.uncancel() <= cancelling and cancelled:
+            raise TimeoutError from None
 
 
 async def _within_clock(clock: Clock, aw: Awaitable[T], deadline: float) -> T:

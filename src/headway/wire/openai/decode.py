@@ -47,23 +47,25 @@ def _int(value: Any) -> int:
 
 
 def parse_usage(raw: Any) -> Usage | None:
+    # Runs on every answer and every stream's usage chunk: the common all-integer shape is read
+    # with inline checks rather than a helper call per field.
     if not isinstance(raw, dict):
         return None
-    prompt = _int(raw.get("prompt_tokens"))
+    prompt = raw.get("prompt_tokens")
+    if not isinstance(prompt, int):
+        prompt = 0
     completion = raw.get("completion_tokens")
     if not isinstance(completion, int):  # vLLM may send null; derive it from the total
         completion = max(0, _int(raw.get("total_tokens")) - prompt)
+    cached = written = reasoning = 0
     pd = raw.get("prompt_tokens_details")
+    if isinstance(pd, dict):
+        cached = _int(pd.get("cached_tokens"))
+        written = _int(pd.get("cache_write_tokens"))
     cd = raw.get("completion_tokens_details")
-    pd = pd if isinstance(pd, dict) else {}
-    cd = cd if isinstance(cd, dict) else {}
-    return Usage(
-        input_tokens=prompt,
-        output_tokens=completion,
-        cached_input_tokens=_int(pd.get("cached_tokens")),
-        cache_write_tokens=_int(pd.get("cache_write_tokens")),
-        reasoning_tokens=_int(cd.get("reasoning_tokens")),
-    )
+    if isinstance(cd, dict):
+        reasoning = _int(cd.get("reasoning_tokens"))
+    return Usage(prompt, completion, cached, written, reasoning)
 
 
 def count_tokens(text: str, model: str) -> int:
@@ -146,22 +148,29 @@ def parse_chat_response(body: bytes, *, provider: str = "openai", model: str = "
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message")
     message = message if isinstance(message, dict) else {}
-    content = _text(message.get("content"))
-    calls = _tool_calls(message.get("tool_calls"))
+    # the common shapes (text content, no tool calls, a known finish reason) skip the helpers
+    content = message.get("content")
+    if content is not None and type(content) is not str:
+        content = _text(content)
+    raw_calls = message.get("tool_calls")
+    calls = _tool_calls(raw_calls) if raw_calls else ()
     usage = parse_usage(obj.get("usage"))
     if usage is None:
         spent = (content or "") + "".join(c.name + c.arguments for c in calls)
         usage = Usage(output_tokens=count_tokens(spent, model), estimated=True)
+    reason = choice.get("finish_reason")
+    finish = OPENAI_TO_NEUTRAL.get(reason) if type(reason) is str and not calls else None
     refusal = message.get("refusal")
+    created = obj.get("created")
     return ChatResponse(
-        id=str(obj.get("id") or new_id("chatcmpl")),
-        model=str(obj.get("model") or model),
-        content=content,
-        finish_reason=_finish(choice.get("finish_reason"), bool(calls)),
-        usage=usage,
-        tool_calls=calls,
-        created=_int(obj.get("created")),
-        refusal=refusal if isinstance(refusal, str) else None,
+        str(obj.get("id") or new_id("chatcmpl")),
+        str(obj.get("model") or model),
+        content,
+        finish if finish is not None else _finish(reason, bool(calls)),
+        usage,
+        calls,
+        created if isinstance(created, int) else 0,
+        refusal if isinstance(refusal, str) else None,
     )
 
 

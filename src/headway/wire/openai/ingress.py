@@ -370,15 +370,21 @@ def parse_chat_request(body: object) -> ChatRequest:
 
     One pass over the body's keys (a typical body has a handful): known fields are validated,
     `null` means unset, everything else is passed through in `extra`."""
-    body = _obj(body, "body")
+    # every request passes here: the checks are inline, the helpers only format failures
+    if not isinstance(body, dict):
+        _wrong("body", "an object", body)
     if "model" not in body:
         _fail("Missing required parameter: 'model'.", "model")
-    model = _str(body["model"], "model")
+    model = body["model"]
+    if not isinstance(model, str):
+        _wrong("model", "a string", model)
     if not model:
         _fail("Invalid 'model': must not be empty.", "model")
     if "messages" not in body:
         _fail("Missing required parameter: 'messages'.", "messages")
-    raw_messages = _list(body["messages"], "messages")
+    raw_messages = body["messages"]
+    if not isinstance(raw_messages, list):
+        _wrong("messages", "an array", raw_messages)
     if not raw_messages:
         _fail(
             "Invalid 'messages': empty array. Expected an array with minimum length 1.", "messages"
