@@ -90,3 +90,19 @@ def test_cached_children_are_the_labelled_ones() -> None:
         )
         is None
     )
+
+
+def test_metrics_count_policy_events_but_leave_per_call_events_alone() -> None:
+    from headway.observe.events import EventBus
+
+    bus = EventBus()
+    metrics = Metrics((0.1, 1.0))
+    metrics.listen(bus)
+    assert not bus.wants("call.settled")  # nothing is built for it when only metrics listen
+    bus.emit("call.settled")
+    bus.emit("breaker.opened", deployment="d")
+    assert _value(metrics, "headway_events_total", {"kind": "breaker.opened"}) == 1
+    assert (
+        metrics.registry.get_sample_value("headway_events_total", {"kind": "call.settled"}) is None
+    )
+    assert _value(metrics, "headway_breaker_open", {"deployment": "d"}) == 1

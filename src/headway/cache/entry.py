@@ -33,6 +33,22 @@ class Entry:
     def fresh(self, now: float) -> bool:
         return now < self.expires_at
 
+    def answer(self) -> ChatResponse:
+        """The response, as a caller's own copy: `ChatResponse` and `Usage` are mutable, and an
+        entry decoded once may answer many calls (`Decoder`). The rest is immutable, shared."""
+        r, u = self.response, self.response.usage
+        usage = Usage(
+            u.input_tokens,
+            u.output_tokens,
+            u.cached_input_tokens,
+            u.cache_write_tokens,
+            u.reasoning_tokens,
+            u.estimated,
+        )
+        return ChatResponse(
+            r.id, r.model, r.content, r.finish_reason, usage, r.tool_calls, r.created, r.refusal
+        )
+
 
 def encode(entry: Entry) -> bytes:
     """The response in the layout the job queue stores too (`headway.response_json`), then the
@@ -52,6 +68,30 @@ def decode(raw: bytes) -> Entry | None:
     if d.get("v") != ENTRY_VERSION:
         return None
     return Entry(response_from(d), d["stored"], d["expires"], d["tenant"], d["m"], d["q"])
+
+
+class Decoder:
+    """`decode` with the last `size` keys' entries remembered: a hot key answered again from
+    the same stored bytes skips parsing them and building the entry (most of a hit's own cost).
+    The bytes are compared whole, so a rewritten entry is decoded afresh; the remembered entry
+    is never handed out, only its `answer()` copies."""
+
+    __slots__ = ("_known", "_size")
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._known: dict[str, tuple[bytes, Entry]] = {}
+
+    def __call__(self, key: str, raw: bytes) -> Entry | None:
+        known = self._known.get(key)
+        if known is not None and known[0] == raw:
+            return known[1]
+        entry = decode(raw)
+        if entry is not None:
+            if len(self._known) >= self._size and key not in self._known:
+                del self._known[next(iter(self._known))]  # the oldest: a bound, not an LRU
+            self._known[key] = (raw, entry)
+        return entry
 
 
 class StreamAssembler:

@@ -131,7 +131,6 @@ SPELLING = {
 }
 
 _PUNCT_EDGE = re.compile(r"[\"'()\[\]{}]*[.,;:!?]+[\"'()\[\]{}]*(?=\s|$)|(?:(?<=\s)|^)[\"'(\[{]+")
-_SPACES = re.compile(r"\s+")
 
 
 def _split_code(text: str) -> list[tuple[bool, str]]:
@@ -175,11 +174,15 @@ def strip_filler(text: str) -> str:
 def _normalize_prose(text: str) -> str:
     if not text.isascii():  # ASCII text is already in NFKC form
         text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_APOSTROPHES).casefold()
-    text = expand_contractions(text)
+        text = text.translate(_APOSTROPHES)
+    elif "`" in text:  # the only ASCII character _APOSTROPHES maps: skip the slow translate
+        text = text.translate(_APOSTROPHES)
+    text = expand_contractions(text.casefold())
     text = strip_filler(text)
     text = _PUNCT_EDGE.sub(" ", text)
-    return _SPACES.sub(" ", text).strip()
+    # `\s+` -> " " then strip: re's \s and str.split() agree on what is whitespace, so this is
+    # the same text, several times faster
+    return " ".join(text.split())
 
 
 @lru_cache(maxsize=8192)

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from headway.cache.config import CacheConfig
-from headway.cache.entry import Entry, StreamAssembler, decode, encode, replay
+from headway.cache.entry import Decoder, Entry, StreamAssembler, encode, replay
 from headway.cache.keys import request_key, scope_of, single_turn_text
 from headway.cache.store import CacheStore
 from headway.cache.ttl import Decision, TtlPolicy
 from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
-from headway.context import Call
+from headway.context import Call, Served
 from headway.pipeline import ChatHandler, StreamHandler
 from headway.services import Services
 from headway.types import ChatChunk, ChatResponse
@@ -60,6 +60,7 @@ class CacheStage:
         self.policy = TtlPolicy(cfg)
         self._clock = clock
         self._closed = False
+        self._decode = Decoder()
 
     # ---- planning -----------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class CacheStage:
 
     async def _entry(self, key: str) -> Entry | None:
         raw = await self.store.get(key)
-        return decode(raw) if raw is not None else None
+        return self._decode(key, raw) if raw is not None else None
 
     async def _find(self, call: Call, plan: _Plan) -> ChatResponse | None:
         """A cached answer for the call, recording how it was found; None on a miss."""
@@ -102,8 +103,7 @@ class CacheStage:
         entry = await self._entry(plan.key)
         if entry is not None and entry.fresh(now):
             served.cache, served.cache_age_s = "exact", entry.age(now)
-            served.usage = entry.response.usage
-            return entry.response
+            return _answer(served, entry)
         stale = entry if entry is not None and stale_ok else None
         if self.semantic is not None and plan.text is not None:
             plan.lookup = await self.semantic.lookup(plan.scope_id, plan.text, now=now)
@@ -116,14 +116,12 @@ class CacheStage:
                     served.cache, served.cache_age_s = "semantic", found.age(now)
                     served.cache_similarity = round(hit.similarity, 4)
                     served.headers["x-headway-cache-similarity"] = f"{hit.similarity:.4f}"
-                    served.usage = found.response.usage
-                    return found.response
+                    return _answer(served, found)
                 elif stale is None and stale_ok:
                     stale = found
         if stale is not None:
             served.cache, served.cache_age_s = "stale", stale.age(now)
-            served.usage = stale.response.usage
-            return stale.response
+            return _answer(served, stale)
         served.cache = "miss"
         return None
 
@@ -208,7 +206,7 @@ class CacheStage:
                 entry = await self._entry(lookup.hit.key)
         if entry is None:
             return None
-        return entry.response, entry.age(now)
+        return entry.answer(), entry.age(now)
 
     async def purge(self, *, tenant: str | None = None, model: str | None = None) -> int:
         """Drop the entries of a tenant and/or a model (route alias or model name)."""
@@ -225,6 +223,12 @@ class CacheStage:
         if self.semantic is not None:
             await self.semantic.index.aclose()
             await self.semantic.embedder.aclose()
+
+
+def _answer(served: Served, entry: Entry) -> ChatResponse:
+    response = entry.answer()
+    served.usage = response.usage
+    return response
 
 
 def build(runtime: RuntimeConfig, services: Services) -> CacheStage | None:

@@ -27,6 +27,7 @@ class TtlPolicy:
         self._default = cfg.default_ttl_s
         self._sampled = cfg.cache_sampled
         self._routes: dict[str, RouteCacheConfig] = dict(cfg.routes)
+        self._stored: dict[float, Decision] = {}
 
     def route(self, model: str) -> RouteCacheConfig | None:
         return self._routes.get(model)
@@ -50,7 +51,10 @@ class TtlPolicy:
             ttl = self._default
         if ttl <= 0:
             return Decision(0, "task")
-        return Decision(ttl)
+        decision = self._stored.get(ttl)
+        if decision is None:  # one per configured TTL: built once, not per call
+            decision = self._stored[ttl] = Decision(ttl)
+        return decision
 
     def for_response(self, decision: Decision, response: ChatResponse) -> Decision:
         """A truncated answer is not what a retry would get with a larger budget: not stored."""

@@ -81,7 +81,11 @@ class Estimator:
             texts.append(orjson.dumps(request.response_format).decode())
         # each piece on its own, as the provider frames them: never fewer tokens than joined text
         encode = tokens.get_encoding(encoding).encode_ordinary  # = tokens.count, looked up once
-        return fixed + sum(len(encode(t)) for t in texts if t)
+        total = fixed
+        for text in texts:
+            if text:
+                total += len(encode(text))
+        return total
 
     def factor(self, deployment: Deployment) -> float:
         factors = self._settings.factors

@@ -4,6 +4,7 @@ rejection becomes (naming the tier, the limit and when it resets)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from headway.budgets.values import MICRO
 from headway.errors import BudgetExceeded, RateLimited
@@ -16,16 +17,31 @@ _REMAINING = {f: f"x-ratelimit-remaining-{f}" for f in _FAMILY}
 _RESET = {f: f"x-ratelimit-reset-{f}" for f in _FAMILY}
 
 
-def ratelimit_headers(res: Reservation) -> dict[str, str]:
-    """The caller's tightest request and token limits (not the provider's, not budgets)."""
+#: (index of an item, its header family): the items headers are drawn from
+HeaderSlots = tuple[tuple[int, str], ...]
+
+
+def header_slots(items: Sequence[Item]) -> HeaderSlots:
+    """Which of `items` count for the headers: the caller's own request and token buckets (not
+    the provider's, not budgets). A caller's items are the same call after call, so the planner
+    works this out once per caller."""
+    return tuple(
+        (i, _FAMILY[item.measure])
+        for i, item in enumerate(items)
+        if item.kind == "bucket"
+        and not item.budget
+        and item.tier != "deployment"
+        and item.measure in _FAMILY
+    )
+
+
+def ratelimit_headers(res: Reservation, slots: HeaderSlots | None = None) -> dict[str, str]:
+    """The caller's tightest request and token limits. `slots` are `header_slots` of the
+    reservation's leading items, when known (a reservation starts with the caller's items)."""
+    items, levels = res.items, res.used
     best: dict[str, tuple[float, float, Item]] = {}
-    for item, used in zip(res.items, res.used, strict=True):
-        # cheapest tests first: this runs for every item of every call
-        if item.kind != "bucket" or item.budget or item.tier == "deployment":
-            continue
-        family = _FAMILY.get(item.measure)
-        if family is None:
-            continue
+    for i, family in header_slots(items) if slots is None else slots:
+        item, used = items[i], levels[i]
         remaining = item.limit - used
         if remaining < 0.0:
             remaining = 0.0

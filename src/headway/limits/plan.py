@@ -25,6 +25,7 @@ from headway.context import Call
 from headway.errors import BudgetExceeded
 from headway.limits.config import LimitsConfig, LimitValues
 from headway.limits.estimate import Demand, Estimator
+from headway.limits.headers import HeaderSlots, header_slots
 from headway.limits.values import Item, LimitSpec, Measure
 
 # metric -> (seconds to refill the limit, what it counts)
@@ -111,6 +112,11 @@ class Plan:
     #: the provider's own limits, per deployment of the chain
     dep_items: dict[str, tuple[Item, ...]]
     worst_micro: int
+    #: the caller's part, worked out once per caller: the keys of `items`, which of them the
+    #: x-ratelimit headers come from, and whether any is a budget
+    keys: tuple[str, ...] = ()
+    header_slots: HeaderSlots = ()
+    budgets: bool = False
 
 
 def _default_charge(kind: str) -> str:
@@ -233,13 +239,25 @@ class Planner:
             )
         worst = self._worst_micro(priced, demands, demand)
         self._check_request(demand, worst)
-        items = self._caller(call).items(demand, worst)
+        caller = self._caller(call)
+        items = caller.items(demand, worst)
         dep_items: dict[str, tuple[Item, ...]] = {}
         for name in chain:
             protos = info[name][3]
             if protos is not None:
                 dep_items[name] = tuple(fill(protos, demands[name]))
-        return Plan(chain, demands, demand, cap, items, dep_items, worst)
+        return Plan(
+            chain,
+            demands,
+            demand,
+            cap,
+            items,
+            dep_items,
+            worst,
+            caller.keys,
+            caller.header_slots,
+            caller.budgets,
+        )
 
     def _worst_micro(
         self, deps: tuple[Deployment, ...], demands: dict[str, Demand], fallback: Demand
@@ -323,10 +341,13 @@ class _Caller:
     """One caller's items. The last call's filled items are kept: a caller's next call with
     the same amounts (the same prompt size and cap) reuses them as they are."""
 
-    __slots__ = ("_last", "_last_items", "protos")
+    __slots__ = ("_last", "_last_items", "budgets", "header_slots", "keys", "protos")
 
     def __init__(self, protos: tuple[Item, ...]) -> None:
         self.protos = protos
+        self.keys = tuple(p.key for p in protos)
+        self.header_slots = header_slots(protos)
+        self.budgets = any(p.budget for p in protos)
         self._last: tuple[int, int, int] | None = None
         self._last_items: tuple[Item, ...] = ()
 

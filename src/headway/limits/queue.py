@@ -55,6 +55,11 @@ class FairQueue:
             return len(self._lines.get(key, ()))
         return sum(len(line) for line in self._lines.values())
 
+    @property
+    def idle(self) -> bool:
+        """Nobody waits in any line."""
+        return not self._lines
+
     def kick(self, keys: Iterable[str]) -> None:
         """Capacity on these limits was freed here: let each line's head try again now."""
         for key in keys:
@@ -133,6 +138,8 @@ class FairQueue:
         return rej.item.kind == "concurrency" or rej.retry_after <= remaining
 
     def _busy(self, keys: Iterable[str], rank: int) -> str | None:
+        if not self._lines:
+            return None
         for key in keys:
             line = self._lines.get(key)
             if line and line[0].rank <= rank:

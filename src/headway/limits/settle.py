@@ -8,6 +8,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import TypeVar
 
 from headway.budgets.pricing import Price, cost_micro
@@ -38,19 +39,22 @@ class Actual:
     def cost_int(self) -> int:
         return math.ceil(self.cost_micro) if self.cost_micro is not None else 0
 
-    def amount(self, item: Item) -> int:
+    def amounts(self) -> dict[str, int]:
+        """The amount of every measure (`Measure`), to look up per item."""
         u = self.usage
-        m = item.measure
-        if m == "tokens":
-            return u.input_tokens + u.output_tokens
-        if m == "input":
+        return {
+            "tokens": u.input_tokens + u.output_tokens,
             # providers that split input limits do not count cache reads against them
-            return max(0, u.input_tokens - u.cached_input_tokens)
-        if m == "output":
-            return u.output_tokens
-        if m == "usd":
-            return self.cost_int
-        return 1  # a request that was made stays made; a slot is released regardless
+            "input": max(0, u.input_tokens - u.cached_input_tokens),
+            "output": u.output_tokens,
+            "usd": self.cost_int,
+            # a request that was made stays made; a slot is released regardless
+            "requests": 1,
+            "slots": 1,
+        }
+
+    def amount(self, item: Item) -> int:
+        return self.amounts()[item.measure]
 
 
 def actual_usage(
@@ -81,6 +85,24 @@ def savings_usd(usage: Usage | None, price: Price | None) -> float | None:
     Reported as `served.cost_usd` on the hit (metrics count it as savings), never as spend."""
     if usage is None or price is None:
         return None
+    u = usage
+    return _savings(
+        price,
+        u.input_tokens,
+        u.output_tokens,
+        u.cached_input_tokens,
+        u.cache_write_tokens,
+        u.reasoning_tokens,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _savings(
+    price: Price, input_tokens: int, output: int, cached: int, written: int, reasoning: int
+) -> float:
+    # a hot entry is hit with the same usage at the same price again and again: its Decimal
+    # arithmetic is done once (keyed by every count, so it stays right whatever cost_micro reads)
+    usage = Usage(input_tokens, output, cached, written, reasoning)
     return float(cost_micro(usage, price) / MICRO)
 
 
@@ -96,16 +118,17 @@ def settlement(
     reserved (a fallback), the reserved deployment's items are given back entirely. When the
     provider keeps its up-front charge (`keeps_reserved`), its items never go below it."""
     moved = served_dep is not None and reserved_dep is not None and served_dep != reserved_dep
+    amounts = actual.amounts()
     out: list[int] = []
     for item in items:
         if item.tier != "deployment":
-            out.append(actual.amount(item))
+            out.append(amounts[item.measure])
         elif moved:
             out.append(0)
         elif keeps_reserved:
-            out.append(max(item.amount, actual.amount(item)))
+            out.append(max(item.amount, amounts[item.measure]))
         else:
-            out.append(actual.amount(item))
+            out.append(amounts[item.measure])
     return out
 
 

@@ -81,6 +81,7 @@ class LimitsStage:
         events: EventBus,
     ) -> None:
         self._cfg: LimitsConfig = runtime.file.limits
+        self._cap_output = self._cfg.estimate.cap_output
         self._budgets_closed = runtime.file.budgets.on_store_error == "closed"
         self._estimator = Estimator(self._cfg.estimate)
         self._prices = prices
@@ -99,50 +100,22 @@ class LimitsStage:
 
     async def _admit(self, call: Call) -> Ticket:
         plan = self._planner.plan(call)
-        if self._cfg.estimate.cap_output and call.request.max_tokens is None:
+        if self._cap_output and call.request.max_tokens is None:
             call.request = _with_max_tokens(call.request, plan.output_cap)
-        candidates: list[str] = list(plan.chain)
-        clock = self._clock
-        inside = 0.0  # seconds spent in store round trips: headway's overhead, not waiting
-
-        async def attempt() -> Outcome:
-            nonlocal inside, candidates
-            began = clock.monotonic()
-            try:
-                candidates, early, groups = self._groups(plan)
-                if early is not None:
-                    return early
-                return await self._store.reserve(plan.items, groups)
-            finally:
-                inside += clock.monotonic() - began
-
-        wait = self._cfg.wait
-        now = self._clock.monotonic()
-        until = now
-        if wait.enabled:
-            until = now + wait.max_wait_s
-            if call.deadline is not None:
-                until = min(until, call.deadline)
-        keys = [i.key for i in plan.items]
-        outcome: Outcome | None = None
         memory = self._memory
-        if memory is not None and self._queue.free(keys, call.priority):
+        if memory is not None and self._queue.free(plan.keys, call.priority):
             # nobody waits and the store is in-process: try at once, without coroutines
             candidates, early, groups = self._groups(plan)
             outcome = early if early is not None else memory.reserve_now(plan.items, groups)
-            if isinstance(outcome, Rejection) and self._queue.worth_waiting(outcome, until):
-                outcome = await self._queue.admit(
-                    attempt, keys, call.priority, until, first=outcome
-                )
-                call.served.wait_s += max(0.0, clock.monotonic() - now - inside)
+            if isinstance(outcome, Rejection):
+                now = self._clock.monotonic()
+                if self._queue.worth_waiting(outcome, self._until(call, now)):
+                    candidates, outcome = await self._in_line(call, plan, now, outcome)
         else:
             try:
-                outcome = await self._queue.admit(attempt, keys, call.priority, until)
+                candidates, outcome = await self._in_line(call, plan, self._clock.monotonic())
             except StoreUnavailable as exc:
                 return self._store_down(call, plan, exc)
-            finally:
-                # time in line for capacity is reported apart from headway's own overhead
-                call.served.wait_s += max(0.0, clock.monotonic() - now - inside)
         if isinstance(outcome, Rejection):
             self._alerts.on_rejection(outcome)
             if self._events.wants("limits.rejected"):
@@ -166,9 +139,46 @@ class LimitsStage:
                 call.skip_deployments = frozenset(d for d in plan.chain if d not in keep)
             self._capacity.debit(chosen, plan.demands[chosen])
         if outcome.items:
-            call.served.ratelimit_headers.update(ratelimit_headers(outcome))
-            self._alerts.after_reserve(outcome)
+            call.served.ratelimit_headers.update(ratelimit_headers(outcome, plan.header_slots))
+            if plan.budgets:
+                self._alerts.after_reserve(outcome)
         return Ticket(plan, outcome, chosen)
+
+    def _until(self, call: Call, now: float) -> float:
+        """Until when the call may wait in line for capacity (Clock.monotonic scale)."""
+        wait = self._cfg.wait
+        if not wait.enabled:
+            return now
+        until = now + wait.max_wait_s
+        return until if call.deadline is None else min(until, call.deadline)
+
+    async def _in_line(
+        self, call: Call, plan: Plan, now: float, first: Rejection | None = None
+    ) -> tuple[list[str], Outcome]:
+        """Reserve through the fair queue, waiting in line when capacity is short; `first` is
+        a rejection already met at once. Returns the candidates of the last attempt too."""
+        clock = self._clock
+        candidates: list[str] = list(plan.chain)
+        inside = 0.0  # seconds spent in store round trips: headway's overhead, not waiting
+
+        async def attempt() -> Outcome:
+            nonlocal inside, candidates
+            began = clock.monotonic()
+            try:
+                candidates, early, groups = self._groups(plan)
+                if early is not None:
+                    return early
+                return await self._store.reserve(plan.items, groups)
+            finally:
+                inside += clock.monotonic() - began
+
+        until = self._until(call, now)
+        try:
+            outcome = await self._queue.admit(attempt, plan.keys, call.priority, until, first=first)
+        finally:
+            # time in line for capacity is reported apart from headway's own overhead
+            call.served.wait_s += max(0.0, clock.monotonic() - now - inside)
+        return candidates, outcome
 
     def _groups(self, plan: Plan) -> tuple[list[str], Outcome | None, Sequence[tuple[Item, ...]]]:
         """The deployments with provider capacity now, an outcome when the store need not be
@@ -177,11 +187,14 @@ class LimitsStage:
         candidates = list(chain)
         if chain:
             now = self._clock.time()
-            waits = {d: self._capacity.wait(d, plan.demands[d], now) for d in chain}
-            candidates = [d for d in chain if waits[d] <= 0]
+            wait, demands = self._capacity.wait, plan.demands
+            waits = [wait(d, demands[d], now) for d in chain]
+            candidates = [d for d, w in zip(chain, waits, strict=True) if w <= 0]
             if not candidates:
-                first = min(chain, key=waits.__getitem__)
-                return candidates, Rejection(_provider_item(first), waits[first], now), ()
+                i = waits.index(min(waits))  # the first of the soonest, as min() picks
+                return candidates, Rejection(_provider_item(chain[i]), waits[i], now), ()
+        if not plan.dep_items:  # no deployment has limits of its own (the usual case)
+            return candidates, None if plan.items else _NOTHING, ()
         groups = [plan.dep_items.get(d, ()) for d in candidates]
         if not any(groups):
             return candidates, None if plan.items else _NOTHING, ()
@@ -248,7 +261,8 @@ class LimitsStage:
         if self._memory is not None:
             # synchronous: nothing can cancel it halfway, so it needs no task of its own
             self._memory.settle_now(res, amounts, extra=extra)
-            self._queue.kick(i.key for i in res.items)
+            if not self._queue.idle:
+                self._queue.kick(i.key for i in res.items)
             emit_settled(self._events, call, usage, cost, settled_dep)
             return
         # a remote store: a task, shielded, so a second cancellation cannot lose the settlement

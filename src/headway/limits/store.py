@@ -10,6 +10,7 @@ The memory store is atomic by construction: it never awaits between reading and 
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from typing import Protocol
@@ -65,6 +66,9 @@ class MemoryLimitStore:
         self._windows: dict[str, tuple[float, float, float]] = {}  # key -> (index, used, expiry)
         self._leases: dict[str, dict[str, float]] = {}  # key -> {reservation id: expiry}
         self._ops = 0
+        # ids need only be unique within this store (they name its leases): a counter, not
+        # `new_reservation_id`'s system call per reservation
+        self._ids = itertools.count()
 
     # ---- reading ----------------------------------------------------------------------------
     # Buckets (every rate limit) are inlined: these run for every item twice per call. The
@@ -92,9 +96,11 @@ class MemoryLimitStore:
         return float(len(leases))
 
     def _wait(self, item: Item, level: float, now: float) -> float | None:
-        if item.amount > item.limit:
+        """Seconds until `item` fits (0.0: now), None if it never will."""
+        amount, limit = item.amount, item.limit
+        if amount > limit:
             return None  # never fits, whatever the kind
-        if level + item.amount <= item.limit:
+        if level + amount <= limit:
             return 0.0
         if item.kind == "bucket":
             return (level + item.amount - item.limit) * item.period / item.limit
@@ -181,7 +187,7 @@ class MemoryLimitStore:
         if worst_item is not None:
             return Rejection(worst_item, worst, t)
         applied = (*items, *(alternatives[choice] if choice >= 0 else ()))
-        rid = new_reservation_id()
+        rid = str(next(self._ids))
         charge = self._charge
         used = tuple(
             charge(i, level, i.amount, rid, t) for i, level in zip(applied, levels, strict=True)
@@ -226,6 +232,10 @@ class MemoryLimitStore:
             leases = self._leases.get(item.key, {})
             if res is not None:
                 leases.pop(res.id, None)
+            return self._level(item, now)
+        if not delta:
+            # only read, as the Lua script does: a bucket drains the same whether or not its
+            # drained level is written back, and a window's count does not change
             return self._level(item, now)
         if kind == "window":
             anchor = res.at if res is not None else now

@@ -5,7 +5,6 @@ off the response path and read what listeners recorded."""
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,26 +22,43 @@ class Event:
 
 class EventBus:
     def __init__(self) -> None:
-        self._listeners: dict[str, list[Listener]] = defaultdict(list)
-        self._any: list[Listener] = []
+        #: (kind or None for every kind, kinds starting with this are left out, listener)
+        self._subs: list[tuple[str | None, str | None, Listener]] = []
+        #: kind -> its listeners in subscription order, resolved on first use: `wants` and
+        #: `emit` run for every call, subscriptions change only at start-up
+        self._resolved: dict[str, tuple[Listener, ...]] = {}
 
-    def subscribe(self, kind: str | None, listener: Listener) -> None:
-        """Listen to one kind of event, or to every event when `kind` is None."""
-        if kind is None:
-            self._any.append(listener)
-        else:
-            self._listeners[kind].append(listener)
+    def subscribe(
+        self, kind: str | None, listener: Listener, *, except_prefix: str | None = None
+    ) -> None:
+        """Listen to one kind of event, or to every event when `kind` is None (but the kinds
+        starting with `except_prefix`: a listener that ignores them then costs their emitters
+        nothing, since `wants` says no)."""
+        self._subs.append((kind, except_prefix if kind is None else None, listener))
+        self._resolved.clear()
+
+    def _listeners(self, kind: str) -> tuple[Listener, ...]:
+        found = self._resolved.get(kind)
+        if found is None:
+            own = [ls for k, _, ls in self._subs if k == kind]
+            every = [
+                ls
+                for k, skip, ls in self._subs
+                if k is None and (skip is None or not kind.startswith(skip))
+            ]
+            found = self._resolved[kind] = (*own, *every)
+        return found
 
     def wants(self, kind: str) -> bool:
         """Lets a hot path skip building an event nobody listens to."""
-        return bool(self._any) or bool(self._listeners.get(kind))
+        return bool(self._listeners(kind))
 
     def emit(self, kind: str, **data: Any) -> None:
-        listeners = self._listeners.get(kind)
-        if not listeners and not self._any:
+        listeners = self._listeners(kind)
+        if not listeners:
             return
         event = Event(kind, data)
-        for listener in (*(listeners or ()), *self._any):
+        for listener in listeners:
             try:
                 listener(event)
             except Exception:  # noqa: BLE001 - a broken listener must never break a call

@@ -112,11 +112,11 @@ class Metrics:
         self.degraded_of = Children(self.degraded)
 
     def listen(self, bus: EventBus) -> None:
-        bus.subscribe(None, self._on_event)
+        # per-call events (`call.settled`) are counted by the observe stage, not here: left out,
+        # so emitting them costs nothing when nothing else (the ledger) listens
+        bus.subscribe(None, self._on_event, except_prefix="call.")
 
     def _on_event(self, event: Event) -> None:
-        if event.kind.startswith("call."):
-            return
         self.events.labels(event.kind).inc()
         deployment = event.data.get("deployment")
         if isinstance(deployment, str):
