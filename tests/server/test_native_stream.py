@@ -130,8 +130,9 @@ class Recording:
         pass
 
 
-async def _connection(app: App) -> tuple[HttpConnection, Recording]:
-    shared = Shared(app, asyncio.get_running_loop(), app.context.max_body_bytes)
+async def _connection(app: App, shared: Shared | None = None) -> tuple[HttpConnection, Recording]:
+    if shared is None:
+        shared = Shared(app, asyncio.get_running_loop(), app.context.max_body_bytes)
     conn = HttpConnection(shared)
     transport = Recording()
     conn.connection_made(transport)  # type: ignore[arg-type]
@@ -153,6 +154,39 @@ async def test_chunks_of_one_loop_iteration_leave_in_one_write() -> None:
     assert raw.count(b"data: ") == len(words) + 3 and raw.endswith(b"0\r\n\r\n")
     # the scripted provider yields every chunk without waiting: one iteration, one write
     assert len(transport.writes) == 1
+
+
+async def test_stream_output_of_one_iteration_is_flushed_once_for_all_connections() -> None:
+    app = App(scripted_gateway(Scripted("m")))
+    first, first_out = await _connection(app)
+    shared = first.shared
+    second, second_out = await _connection(app, shared)
+    first._buffer(b"a")
+    second._buffer(b"c")
+    first._buffer(b"b")
+    # nothing written yet: one flush, queued once per connection, runs after this iteration
+    assert first_out.writes == [] and second_out.writes == []
+    assert shared.unflushed == [first, second]
+    await asyncio.sleep(0)  # one loop turn (not a timer)
+    assert first_out.writes == [b"ab"] and second_out.writes == [b"c"]
+    assert shared.unflushed == []
+
+
+async def test_a_connection_flushed_early_or_gone_is_not_written_again() -> None:
+    app = App(scripted_gateway(Scripted("m")))
+    early, early_out = await _connection(app)
+    gone, gone_out = await _connection(app, early.shared)
+    early._buffer(b"x")
+    early.flush()  # e.g. the stream ended in this iteration
+    gone._buffer(b"y")
+    gone.connection_lost(None)
+    await asyncio.sleep(0)
+    assert early_out.writes == [b"x"]  # no second, empty write from the shared flush
+    assert gone_out.writes == []
+    # output buffered after the shared flush ran is flushed by the next one
+    early._buffer(b"z")
+    await asyncio.sleep(0)
+    assert early_out.writes == [b"x", b"z"]
 
 
 async def test_a_full_socket_buffer_pauses_the_stream_until_it_drains() -> None:

@@ -10,9 +10,10 @@ this layer does only what headway needs. One `HttpConnection` per client connect
   `_Request.read`, which sends `100 Continue` first when the client asked for it. Bodies over the
   limit are dropped as they arrive and answered with the app's 413 (which closes).
 - A plain answer leaves in one `transport.write` (head + body). A stream is chunked; chunks the
-  app produces during one event-loop iteration are joined into one write by a flush scheduled
-  with `call_soon` (per-chunk socket writes were the largest single cost of a stream), and the
-  pump waits while the transport's buffer is over its high-water mark.
+  app produces during one event-loop iteration are joined into one write by a flush at the end
+  of the iteration, one `call_soon` for all connections (`Shared.flush_later`; per-chunk socket
+  writes were the largest single cost of a stream), and the pump waits while the transport's
+  buffer is over its high-water mark.
 - A client that goes away mid-stream cancels the pump (so the upstream call is cancelled and its
   reservations settle at once); one that goes away before its body arrived stops the request.
 - Malformed requests get a plain 400 (431 for an oversized head) and the connection closes.
@@ -69,6 +70,23 @@ class Shared:
     connections: set[HttpConnection] = field(default_factory=set)
     #: set by the server when the last connection closes (graceful shutdown waits on it)
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: connections with stream output buffered in this loop iteration, flushed at its end
+    unflushed: list[HttpConnection] = field(default_factory=list)
+
+    def flush_later(self, conn: HttpConnection) -> None:
+        """Have `conn`'s buffered output written once the current loop iteration's callbacks
+        have run. One callback per iteration flushes every connection that buffered output: with
+        many open streams most iterations relay events of several, and a callback of their own
+        (a handle, a bound method and a context copy) per event each was measurable."""
+        pending = self.unflushed
+        if not pending:
+            self.loop.call_soon(self._flush_all)
+        pending.append(conn)
+
+    def _flush_all(self) -> None:
+        pending, self.unflushed = self.unflushed, []
+        for conn in pending:
+            conn.flush()
 
 
 class _HeadTooLarge(Exception):
@@ -341,7 +359,7 @@ class HttpConnection(asyncio.Protocol):
             log.exception("unhandled error answering %s %s", req.method, req.path)
             keep = False
             if not self.lost:
-                self._flush()
+                self.flush()
                 self.transport.abort()
         finally:
             self._done(keep)
@@ -381,6 +399,7 @@ class HttpConnection(asyncio.Protocol):
         self.streaming = True
         self._buffer(head)
         out = self.out
+        shared = self.shared
         tail = b""
         try:
             async for data in answer.chunks:
@@ -395,7 +414,7 @@ class HttpConnection(asyncio.Protocol):
                     await self._drain()
                 elif not self.flush_pending:
                     self.flush_pending = True
-                    self.loop.call_soon(self._flush)
+                    shared.flush_later(self)
         except Exception as exc:  # noqa: BLE001 - see App.stream_failed
             tail = self.app.stream_failed(answer, request_id, exc)
         finally:
@@ -405,19 +424,20 @@ class HttpConnection(asyncio.Protocol):
             self.out.append(wire.chunk(tail) if chunked else tail)
         if chunked:
             self.out.append(wire.LAST_CHUNK)
-        self._flush()
+        self.flush()
         return keep
 
     def _buffer(self, data: bytes) -> None:
         self.out.append(data)
         self.out_size += len(data)
         if self.out_size >= FLUSH_AT:
-            self._flush()
+            self.flush()
         elif not self.flush_pending:
             self.flush_pending = True
-            self.loop.call_soon(self._flush)
+            self.shared.flush_later(self)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the buffered stream output now (one write, however many chunks)."""
         self.flush_pending = False
         out = self.out
         if not out:
@@ -430,7 +450,7 @@ class HttpConnection(asyncio.Protocol):
 
     async def _drain(self) -> None:
         """Write what is buffered now; wait while the transport's buffer is over its mark."""
-        self._flush()
+        self.flush()
         if self.write_paused and not self.lost:
             self.drained = self.loop.create_future()
             await self.drained
@@ -473,13 +493,13 @@ class HttpConnection(asyncio.Protocol):
 
     def _write_and_close(self, answer: bytes) -> None:
         if not self.lost:
-            self._flush()
+            self.flush()
             self.transport.write(answer)
             self.transport.close()
 
     def _close(self) -> None:
         if not self.lost:
-            self._flush()
+            self.flush()
             self.transport.close()
 
     def _pause_reading(self) -> None:
