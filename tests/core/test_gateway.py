@@ -156,3 +156,20 @@ async def test_compose_orders_stages_outermost_first() -> None:
     log.clear()
     assert [c.text async for c in stream(call)] == ["ok"]
     assert log == ["outer>", "inner>", "<inner", "<outer"]
+
+
+async def test_entering_loads_the_encodings_the_deployments_are_counted_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Loading a vocabulary holds the event loop for a quarter of a second or more: it happens
+    at start-up (and before a reload swaps configs), not on the first call that counts tokens."""
+    from headway import tokens
+
+    loaded: list[str] = []
+    monkeypatch.setattr(tokens, "get_encoding", lambda name: loaded.append(name))
+    text = CONFIG.replace("model: b}", "model: gpt-4}")
+    async with Gateway(load(text=text, env={})) as gw:
+        assert sorted(loaded) == ["cl100k_base", "o200k_base"]
+        loaded.clear()
+        await gw.reload(load(text=CONFIG, env={}))
+        assert loaded == ["o200k_base"]

@@ -111,6 +111,7 @@ class App:
                 return
 
     async def startup(self) -> None:
+        await self.gateway.warm()
         for hook in self.context.on_startup:
             await hook()
         if not self.context.authenticator.enabled:

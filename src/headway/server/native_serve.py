@@ -116,13 +116,6 @@ async def serve(
     """Serve until SIGINT or SIGTERM, then shut down gracefully (a second SIGINT cuts the grace
     period short). Returns the process exit code: 3 when the app failed to start, as uvicorn."""
     server = NativeServer(app, max_body_bytes=max_body_bytes, grace_s=grace_s)
-    try:
-        await server.start(sock)
-    except Exception:  # noqa: BLE001 - any start-up failure must stop the worker, readably
-        log.exception("start-up failed")
-        return 3
-    if started is not None:
-        started()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -134,10 +127,19 @@ async def serve(
             server.abort()
         stop.set()
 
+    # the handlers come before start-up: a worker told to stop while it starts (its siblings
+    # were quicker, and answered) finishes starting and then stops cleanly, not by the signal
     signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
+        try:
+            await server.start(sock)
+        except Exception:  # noqa: BLE001 - any start-up failure must stop the worker, readably
+            log.exception("start-up failed")
+            return 3
+        if started is not None:
+            started()
         await stop.wait()
         log.info("shutting down: finishing in-flight requests (up to %.0f s)", grace_s)
         await server.stop()
