@@ -20,8 +20,12 @@ from headway.server.native import Answering, HttpConnection, Shared
 
 log = logging.getLogger("headway.server")
 
-#: seconds an idle keep-alive connection stays open (uvicorn's default)
-KEEPALIVE_S = 5.0
+#: seconds an idle keep-alive connection stays open. Longer than the clients' own idle expiry
+#: (httpx, under the OpenAI and Anthropic SDKs: 5 s; aiohttp: 15 s), so the client is the one that
+#: closes: a server closing at the same moment a client reuses the connection for a POST makes
+#: that POST fail with a disconnect, and clients do not re-send a POST. (uvicorn's 5 s, equal to
+#: httpx's, hit exactly that race under test load.) nginx's default is 75 s.
+KEEPALIVE_S = 75.0
 #: how often idle connections are looked for: one timer per server, not one per request
 _SWEEP_S = 1.0
 #: the listen backlog (a burst of new connections waits here instead of being refused)

@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from headway.server.gcpace import GcPacer
+from headway.server.native_serve import KEEPALIVE_S
 
 #: seconds in-flight requests get to finish on shutdown before they are cancelled
 GRACE_S = 30
@@ -74,6 +75,7 @@ def uvicorn_config(app: Any, log_level: str = "warning") -> Any:
         server_header=False,
         log_level=log_level,
         timeout_graceful_shutdown=GRACE_S,
+        timeout_keep_alive=int(KEEPALIVE_S),  # the native server's, for the same reason
     )
 
 
