@@ -53,9 +53,6 @@ class Actual:
             "slots": 1,
         }
 
-    def amount(self, item: Item) -> int:
-        return self.amounts()[item.measure]
-
 
 def actual_usage(
     reported: Usage | None,

@@ -301,11 +301,13 @@ class LimitsStage:
         demand = plan.demands.get(served, plan.demand)
         items = rate_items("deployment", esc(served), spec, demand, self._cfg.concurrency_lease_s)
         keep = served in self._planner.keeps_reserved
-        return [
-            replace(i, amount=max(i.amount, actual.amount(i)) if keep else actual.amount(i))
-            for i in items
-            if i.kind == "bucket"
-        ]
+        amounts = actual.amounts()
+        moved: list[Item] = []
+        for i in items:
+            if i.kind == "bucket":
+                used = amounts[i.measure]
+                moved.append(replace(i, amount=max(i.amount, used) if keep else used))
+        return moved
 
     # ---- the stage --------------------------------------------------------------------------
 
