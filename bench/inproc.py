@@ -197,6 +197,16 @@ def _caller(
     return call
 
 
+async def variant(
+    name: str, workdir: Path
+) -> tuple[Any, Callable[[int], Awaitable[tuple[int, bytes]]]]:
+    """The started app of a variant (shut it down when done) and the call that sends it one
+    request, numbered (a numbered request differs from every other where the variant varies)."""
+    kind, stream, vary = VARIANTS[name]
+    app = await _app(kind, workdir)
+    return app, _caller(Driver(app), stream, vary)
+
+
 async def run(
     requests: int, variants: list[str], profile: str | None = None, rounds: int = 3
 ) -> tuple[dict[str, float], str]:
@@ -206,12 +216,8 @@ async def run(
     calls: dict[str, Callable[[int], Awaitable[tuple[int, bytes]]]] = {}
     apps = []
     for name in variants:
-        kind, stream, vary = VARIANTS[name]
-        app = await _app(kind, workdir)
+        app, calls[name] = await variant(name, workdir)
         apps.append(app)
-        driver = Driver(app)
-
-        calls[name] = _caller(driver, stream, vary)
         for i in range(max(50, requests // 10)):  # warm-up: imports, caches, the first entry
             status, data = await calls[name](-1 - i)
             if status != 200:

@@ -4,6 +4,7 @@
     python -m bench --scenarios passthrough,library  # a selection
     python -m bench --quick                          # smoke run: 1 s measurements, 100 streams
     python -m bench --scenarios soak --soak-s 600    # the 10-minute RSS soak (not in the default set)
+    python -m bench --scenarios instr                # instructions per call (bench.instr; opt-in)
     python -m bench --scenarios slow --realtime      # latency on a shared machine (chrt -f 20)
     python -m bench --scenarios slow --upstream-timer loop --upstream-jitter-ms 0
                                                      # ... with the old, quantised upstream
@@ -27,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import profile, scenarios, scenarios_more, wrk
+from bench import instr, profile, scenarios, scenarios_more, wrk
 from bench.harness import Bench
 from bench.procs import Cores, Procs
 from bench.report import Report
@@ -48,10 +49,12 @@ SCENARIOS: dict[str, Scenario] = {
     "floors": scenarios_more.floors,
     "inproc": scenarios_more.inproc,
     "soak": scenarios_more.soak,
+    "instr": instr.scenario,
 }
-DEFAULT = tuple(name for name in SCENARIOS if name != "soak")
+OPT_IN = frozenset({"soak", "instr"})
+DEFAULT = tuple(name for name in SCENARIOS if name not in OPT_IN)
 #: scenarios that need no wrk
-NO_WRK = frozenset({"streams1000", "library", "inproc"})
+NO_WRK = frozenset({"streams1000", "library", "inproc", "instr"})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--scenarios",
         default=",".join(DEFAULT),
-        help=f"comma-separated, from: {', '.join(SCENARIOS)} (default: all but soak)",
+        help=f"comma-separated, from: {', '.join(SCENARIOS)} (default: all but soak and instr)",
     )
     p.add_argument(
         "--duration",
