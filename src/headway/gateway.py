@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +25,14 @@ from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
 from headway.context import ANONYMOUS, Call, Principal
 from headway.errors import InvalidRequest, ModelNotFound, PermissionDenied
-from headway.pipeline import ChatHandler, Stage, StreamHandler, compose, failed_stream
+from headway.pipeline import (
+    ChatHandler,
+    Stage,
+    StreamHandler,
+    compose,
+    failed_call,
+    failed_stream,
+)
 from headway.providers.base import AttemptContext, Provider
 from headway.services import Services
 from headway.types import (
@@ -235,12 +242,18 @@ class Gateway:
             started=self._services.clock.monotonic(),
         )
 
-    async def chat(
+    def chat(
         self, request: ChatRequest | None = None, /, *, call: Call | None = None, **kwargs: Any
-    ) -> ChatResponse:
-        """Answer a chat call. Pass a ChatRequest, a prepared Call, or OpenAI-style keyword
-        arguments (`model=`, `messages=[{"role": ..., "content": ...}]`, `max_tokens=` ...)."""
-        return await self._pipeline.chat(self._call(request, call, kwargs, stream=False))
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        """Answer a chat call: `await gw.chat(...)`. Pass a ChatRequest, a prepared Call, or
+        OpenAI-style keyword arguments (`model=`, `messages=[{"role": ..., "content": ...}]`,
+        `max_tokens=` ...). A bad request raises where the call is awaited, as from a coroutine."""
+        # The pipeline's own awaitable, not a coroutine awaiting it: a frame fewer to create
+        # and to pass through on every resumption.
+        try:
+            return self._pipeline.chat(self._call(request, call, kwargs, stream=False))
+        except Exception as exc:  # noqa: BLE001 - raised from the awaitable, where callers expect it
+            return failed_call(exc)
 
     def stream(
         self, request: ChatRequest | None = None, /, *, call: Call | None = None, **kwargs: Any

@@ -9,13 +9,13 @@ assembled per request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from headway.context import Call
 from headway.types import ChatChunk, ChatResponse
 
-ChatHandler = Callable[[Call], Awaitable[ChatResponse]]
+ChatHandler = Callable[[Call], Coroutine[Any, Any, ChatResponse]]
 StreamHandler = Callable[[Call], AsyncIterator[ChatChunk]]
 
 
@@ -52,6 +52,12 @@ class PassThrough:
             yield chunk
 
 
+async def failed_call(exc: BaseException) -> ChatResponse:
+    """An awaitable that raises `exc`: for handlers that return the pipeline's awaitable without
+    being coroutines themselves, so that errors still come out where a caller awaits."""
+    raise exc
+
+
 async def failed_stream(exc: BaseException) -> AsyncIterator[ChatChunk]:
     """A stream whose first `anext` raises `exc`: for handlers that return a stream without
     being generators themselves, so that errors still come out where a caller iterates."""
@@ -74,7 +80,7 @@ class Terminal(Protocol):
 def _bind_chat(stage: Stage, nxt: ChatHandler) -> ChatHandler:
     chat = stage.chat
 
-    def handler(call: Call) -> Awaitable[ChatResponse]:
+    def handler(call: Call) -> Coroutine[Any, Any, ChatResponse]:
         return chat(call, nxt)
 
     return handler

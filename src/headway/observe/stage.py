@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
@@ -14,37 +15,85 @@ from headway.services import Services
 from headway.types import ChatChunk, ChatResponse
 
 
+class _Counts(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _Observes(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+class _Series:
+    """The metric children one kind of call counts into, found with one lookup rather than one
+    per metric (five label lookups per call cost more than the counting)."""
+
+    __slots__ = ("cost", "latency", "requests", "tokens")
+
+    def __init__(self, requests: _Counts, latency: _Observes) -> None:
+        self.requests = requests
+        self.latency = latency
+        self.tokens: tuple[_Counts, _Counts] | None = None  # input, output
+        self.cost: _Counts | None = None
+
+
 class ObserveStage:
     name = "observe"
 
     def __init__(self, metrics: Metrics, clock: Clock) -> None:
         self.metrics = metrics
         self._clock = clock
+        #: (route, deployment, outcome, cache, input bucket, stream) -> the children it counts into
+        self._series: dict[tuple[str | None, str, str, str, str, bool], _Series] = {}
+
+    def _series_of(
+        self,
+        route: str | None,
+        deployment: str,
+        outcome: str,
+        cache: str,
+        bucket: str,
+        stream: bool,
+    ) -> _Series:
+        key = (route, deployment, outcome, cache, bucket, stream)
+        series = self._series.get(key)
+        if series is None:
+            m = self.metrics
+            requests = m.requests_of(route or "-", deployment, outcome, cache)
+            latency = m.latency_of(deployment, bucket, "1" if stream else "0")
+            series = self._series[key] = _Series(requests, latency)
+        return series
 
     def _record(self, call: Call, started: float, outcome: str, stream: bool) -> None:
         m = self.metrics
         served = call.served
         deployment = served.deployment or "-"
         cache = served.cache
-        m.requests_of(served.route or "-", deployment, outcome, cache).inc()
         usage = served.usage
-        tokens_in = usage.input_tokens if usage else 0
-        m.latency_of(deployment, input_bucket(tokens_in), "1" if stream else "0").observe(
-            self._clock.monotonic() - started
-        )
+        bucket = input_bucket(usage.input_tokens if usage else 0)
+        series = self._series_of(served.route, deployment, outcome, cache, bucket, stream)
+        series.requests.inc()
+        series.latency.observe(self._clock.monotonic() - started)
         if served.ttft_s is not None:
             m.ttft_of(deployment).observe(served.ttft_s)
         if usage is not None and (cache == "miss" or cache == "off"):
-            tokens = m.tokens_of
-            tokens(deployment, "input").inc(usage.input_tokens)
-            tokens(deployment, "output").inc(usage.output_tokens)
+            tokens = series.tokens
+            if tokens is None:  # created when first counted, as `labels` would create them
+                tokens = series.tokens = (
+                    m.tokens_of(deployment, "input"),
+                    m.tokens_of(deployment, "output"),
+                )
+            tokens[0].inc(usage.input_tokens)
+            tokens[1].inc(usage.output_tokens)
             if usage.cached_input_tokens:
-                tokens(deployment, "cached_input").inc(usage.cached_input_tokens)
+                m.tokens_of(deployment, "cached_input").inc(usage.cached_input_tokens)
         if served.cost_usd:
             if cache == "exact" or cache == "semantic" or cache == "stale":
                 m.cache_savings_of(cache).inc(served.cost_usd)
             else:
-                m.cost_of(deployment).inc(served.cost_usd)
+                cost = series.cost
+                if cost is None:
+                    cost = series.cost = m.cost_of(deployment)
+                cost.inc(served.cost_usd)
         for step in served.degraded:
             m.degraded_of(step).inc()
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
-from headway.clock import SYSTEM_CLOCK, Clock
+from headway.clock import SYSTEM_CLOCK, Clock, SystemClock
 from headway.errors import HeadwayError, StreamInterrupted, UpstreamTimeout
 from headway.providers.base import (
     AttemptContext,
@@ -30,7 +30,7 @@ from headway.providers.base import (
     StreamDecoder,
     WireFormat,
 )
-from headway.transport.http import HttpResult, Transport
+from headway.transport.http import DeadlineTimeout, HttpResult, Transport
 from headway.transport.sse import SSEParser
 from headway.transport.watchdog import Limit, StreamWatchdog
 from headway.types import (
@@ -181,12 +181,12 @@ class HttpProvider:
 
     # Sending is split in two plain functions around the caller's one `await`, rather than a
     # coroutine of its own: a layer fewer to create and resume on every call.
-    def _send(self, call: HttpCall, ctx: AttemptContext) -> Awaitable[HttpResult]:
+    def _send(self, call: HttpCall, ctx: AttemptContext, timeout: float) -> Awaitable[HttpResult]:
         return self._transport.request(
             call,
             self.base_url,
             self._headers_for(call, ctx),
-            timeout=self._remaining(ctx),
+            timeout=timeout,
             max_connections=self._max_connections,
         )
 
@@ -199,13 +199,38 @@ class HttpProvider:
 
     # ---- Provider -----------------------------------------------------------------------------
 
-    async def chat(self, request: ChatRequest, ctx: AttemptContext) -> ChatResponse:
+    def chat(self, request: ChatRequest, ctx: AttemptContext) -> Coroutine[Any, Any, ChatResponse]:
+        return self._chat(request, ctx, bounded=False)
+
+    @property
+    def bounds_deadlines(self) -> bool:
+        """`chat_bounded` keeps `ctx.deadline` on real time (the transport's timers) exactly when
+        this provider's clock is the system clock."""
+        return isinstance(self._clock, SystemClock)
+
+    def chat_bounded(
+        self, request: ChatRequest, ctx: AttemptContext
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        """`chat` for a caller that leaves `ctx.deadline` to this provider instead of timing the
+        attempt itself (a chain on the system clock): when that deadline passes before the answer
+        it raises the built-in TimeoutError, as `headway.routing.deadline.within` would, not an
+        UpstreamTimeout of its own. A timer per attempt fewer: the transport's is enough."""
+        return self._chat(request, ctx, bounded=True)
+
+    async def _chat(self, request: ChatRequest, ctx: AttemptContext, bounded: bool) -> ChatResponse:
         if request.stream:
             request = replace(request, stream=False)
         call = self._paths.route(self._wire.chat_call(request, self.model))
+        timeout = self._remaining(ctx)
         try:
-            result = await self._send(call, ctx)
+            result = await self._send(call, ctx, timeout)
             response = self._wire.chat_response(self._body(result, ctx))
+        except DeadlineTimeout as exc:
+            # below `timeout_s`, the transport's limit was ctx.deadline, which the caller names
+            if bounded and timeout < self._timeout_s:
+                raise TimeoutError from None
+            self._tag(exc)
+            raise
         except HeadwayError as exc:
             self._tag(exc)
             raise
@@ -216,7 +241,7 @@ class HttpProvider:
     async def embed(self, request: EmbedRequest, ctx: AttemptContext) -> EmbedResponse:
         call = self._paths.route(self._wire.embed_call(request, self.model))
         try:
-            result = await self._send(call, ctx)
+            result = await self._send(call, ctx, self._remaining(ctx))
             response = self._wire.embed_response(self._body(result, ctx))
         except HeadwayError as exc:
             self._tag(exc)

@@ -205,6 +205,14 @@ def record(
     return counted
 
 
+def record_success(state: BreakerState, policy: BreakerPolicy, now: float) -> BreakerState:
+    """`record(state, policy, now, Outcome.SUCCESS, probe=False)`: the outcome of nearly every
+    call, without `record`'s dispatch (reading an `Outcome` member costs ~1,000 instructions)."""
+    if state.status != CLOSED:
+        return record(state, policy, now, Outcome.SUCCESS, probe=False)
+    return BreakerState(CLOSED, 0, _count(state, policy, now, False))
+
+
 def transition(before: BreakerState, after: BreakerState) -> str | None:
     """The event a change of state amounts to: "opened", "half_opened", "closed" or None."""
     if before.status == after.status:

@@ -25,6 +25,7 @@ from headway.routing.breaker import (
     Outcome,
     admit,
     record,
+    record_success,
     transition,
 )
 
@@ -170,6 +171,19 @@ class Breakers:
             states[name] = after
             if before.status != CLOSED or after.status != CLOSED:  # closed to closed: no event
                 self._emit(name, before, after, why or outcome.value)
+
+    def succeeded_now(self, name: str, policy: BreakerPolicy | None) -> None:
+        """`record_now(name, policy, Outcome.SUCCESS, probe=False)`, the end of nearly every
+        call, at a third of its cost."""
+        if policy is None:
+            return
+        assert self._memory is not None
+        states = self._memory.states
+        before = states.get(name, CLOSED_STATE)
+        if before.status != CLOSED:
+            self.record_now(name, policy, Outcome.SUCCESS, probe=False)
+            return
+        states[name] = record_success(before, policy, self._clock.time())  # closed stays closed
 
     async def state(self, name: str) -> BreakerState:
         try:

@@ -15,12 +15,12 @@ providers goes to `served.upstream_s` (hedged attempts racing count once), backo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+from headway.clock import Clock, SystemClock
 from headway.context import Served
 from headway.errors import AllAttemptsFailed, Attempt, HeadwayError, UpstreamTimeout
-from headway.providers.base import AttemptContext, Capabilities
-from headway.routing.breaker import Outcome
+from headway.providers.base import AttemptContext, Capabilities, Provider
 from headway.routing.cursor import Cursor
 from headway.routing.deadline import attempt_deadline, within
 from headway.routing.hedge import hedge_delay
@@ -41,6 +41,30 @@ def _capabilities(members: Sequence[Member]) -> Capabilities:
         json_mode=all(c.json_mode for c in caps),
         prefill=all(c.prefill for c in caps),
         stream_usage=all(c.stream_usage for c in caps),
+    )
+
+
+#: `HttpProvider.chat_bounded`: a chat that raises TimeoutError when `ctx.deadline` passes
+BoundedChat = Callable[[ChatRequest, AttemptContext], Awaitable[ChatResponse]]
+
+
+def _self_timed(provider: Provider, clock: Clock) -> BoundedChat | None:
+    """The provider's `chat_bounded` when it keeps deadlines on the same clock as the chain (the
+    system clock; `within` on a FakeClock is what tests drive). `within` cost a `call_at` and its
+    cancel per attempt, on top of the transport's own timer for the same deadline."""
+    if not isinstance(clock, SystemClock) or not getattr(provider, "bounds_deadlines", False):
+        return None
+    chat: BoundedChat | None = getattr(provider, "chat_bounded", None)
+    return chat
+
+
+def _no_answer(m: Member, actx: AttemptContext, start: float) -> UpstreamTimeout:
+    """An attempt's deadline passed before its answer."""
+    return UpstreamTimeout(
+        f"no answer within {actx.deadline - start:.3g}s"
+        if actx.deadline is not None
+        else "timed out",
+        provider=m.name,
     )
 
 
@@ -75,6 +99,10 @@ class Chain:
         )
         self.capabilities = _capabilities(self.members)
         self._hedged = policy.hedge is not None and len(self.members) > 1
+        #: each member's observed chat latencies (the shared Resilience keeps them across reloads)
+        self._windows = {m.name: res.window("chat", m.name) for m in self.members}
+        #: members that time an attempt's deadline themselves, as `within` would: no timer here
+        self._self_timed = {m.name: _self_timed(m.provider, res.clock) for m in self.members}
 
     def cursor(
         self, deadline: float | None, served: Served, skip: frozenset[str] = frozenset()
@@ -110,6 +138,15 @@ class Chain:
 
     # ---- chat -------------------------------------------------------------------------------
 
+    def _bounded(
+        self, m: Member, request: ChatRequest, actx: AttemptContext
+    ) -> Awaitable[ChatResponse]:
+        """The attempt's provider call, raising TimeoutError once `actx.deadline` passes."""
+        chat = self._self_timed[m.name]
+        if chat is not None:
+            return chat(request, actx)
+        return within(self.res.clock, m.provider.chat(request, actx), actx.deadline)
+
     async def _attempt(
         self, m: Member, request: ChatRequest, ctx: AttemptContext, start: float | None = None
     ) -> ChatResponse:
@@ -119,15 +156,10 @@ class Chain:
             start = clock.monotonic()
         actx = self.attempt_context(ctx, m, start)
         try:
-            response = await within(clock, m.provider.chat(request, actx), actx.deadline)
+            response = await self._bounded(m, request, actx)
         except TimeoutError:
-            raise UpstreamTimeout(
-                f"no answer within {actx.deadline - start:.3g}s"
-                if actx.deadline is not None
-                else "timed out",
-                provider=m.name,
-            ) from None
-        self.res.window("chat", m.name).add(clock.monotonic() - start)
+            raise _no_answer(m, actx, start) from None
+        self._windows[m.name].add(clock.monotonic() - start)
         return response
 
     def _runner(
@@ -217,8 +249,14 @@ class Chain:
         served.attempts += 1
         failure: HeadwayError | None = None
         began = clock.monotonic()
+        # `_attempt` inlined: a coroutine fewer on the path nearly every call takes
+        actx = self.attempt_context(ctx, m, began)
         try:
-            response = await self._attempt(m, request, ctx, began)
+            try:
+                response = await self._bounded(m, request, actx)
+            except TimeoutError:
+                raise _no_answer(m, actx, began) from None
+            self._windows[m.name].add(clock.monotonic() - began)
         except HeadwayError as exc:
             failure = exc
         finally:
@@ -227,7 +265,7 @@ class Chain:
             cur = self.cursor(ctx.deadline, served, skip)
             cur.took(0, probe=False)
             return await self._chat_on(cur, request, ctx, failure)
-        self.res.breakers.record_now(m.name, self.policy.breaker, Outcome.SUCCESS, probe=False)
+        self.res.breakers.succeeded_now(m.name, self.policy.breaker)
         return _answered(served, m, 0, response)
 
     async def _chat_on(

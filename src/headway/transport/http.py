@@ -39,7 +39,7 @@ from headway.providers.base import HttpCall
 from headway.services import Services
 from headway.transport.conn import Connection
 from headway.transport.encode import Origin, header_block, parse_origin, request_line, with_body
-from headway.transport.pool import Pool
+from headway.transport.pool import ConnectTimeout, Pool
 
 _MAX_CACHED = 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -50,6 +50,11 @@ class HttpResult:
     status: int
     headers: Mapping[str, str]  # case-insensitive (`headway.transport.headers.Headers`)
     body: bytes
+
+
+class DeadlineTimeout(UpstreamTimeout):
+    """A request's own `timeout` ran out (not the connect timeout): what a caller that passed its
+    deadline as `timeout` may take as that deadline passing (`HttpProvider.chat_bounded`)."""
 
 
 def _timed_out(what: str, timeout: float | None) -> str:
@@ -287,15 +292,18 @@ class Transport:
         timeout: float | None = None,
         max_connections: int | None = None,
     ) -> HttpResult:
-        """Send `call` and read the whole response. `timeout`: seconds for everything."""
+        """Send `call` and read the whole response. `timeout`: seconds for everything; when
+        they run out, `DeadlineTimeout` (a connect timeout that ran out first: `UpstreamTimeout`)."""
         base = self._base(base_url, max_connections)
         if timeout is not None and timeout <= 0:
             raise UpstreamTimeout("deadline passed before the request was sent")
         deadline = None if timeout is None else base.pool.loop.time() + timeout
         try:
             pool, conn = await self._exchange(base_url, base, call, headers, deadline, whole=True)
-        except TimeoutError:
+        except ConnectTimeout:
             raise UpstreamTimeout(_timed_out("answer", timeout)) from None
+        except TimeoutError:
+            raise DeadlineTimeout(_timed_out("answer", timeout)) from None
         result = HttpResult(conn.status, conn.headers, conn.take())
         pool.release(conn)
         return result

@@ -11,7 +11,8 @@ A connection the server closed while it was idle is dropped the moment the loop 
 skipped at acquisition if that report is still pending. What to do when it was closed between
 acquisition and the answer is the caller's decision (see `headway.transport.http`).
 
-Timeouts surface as the built-in `TimeoutError`, for the caller to name what timed out;
+Timeouts surface as the built-in `TimeoutError`, for the caller to name what timed out (its
+subclass `ConnectTimeout` when the connect timeout ran out before the caller's deadline);
 failures to connect as `UpstreamError`.
 """
 
@@ -22,7 +23,11 @@ import ssl
 from collections import deque
 
 from headway.errors import UpstreamError
-from headway.transport.conn import Connection
+from headway.transport.conn import Connection, Deadlines
+
+
+class ConnectTimeout(TimeoutError):
+    """The connect timeout ran out, before the caller's own deadline."""
 
 
 def _expire(waiter: asyncio.Future[Connection | bool]) -> None:
@@ -39,6 +44,7 @@ class Pool:
         "_waiters",
         "closed",
         "connect_timeout",
+        "deadlines",
         "host",
         "keepalive_timeout",
         "limit",
@@ -74,6 +80,8 @@ class Pool:
         # yours) or False (the deadline passed)
         self._waiters: deque[asyncio.Future[Connection | bool]] = deque()
         self._sweeper: asyncio.TimerHandle | None = None
+        #: the time limits of its connections' waits, on one timer
+        self.deadlines = Deadlines(self.loop)
 
     @property
     def open_connections(self) -> int:
@@ -135,10 +143,13 @@ class Pool:
             if self.closed:
                 raise UpstreamError("the upstream transport is closed")
             timeout = self.connect_timeout
+            by_deadline = False  # which limit `timeout` is: the caller's deadline or ours
             if deadline is not None:
-                timeout = min(timeout, deadline - self.loop.time())
-                if timeout <= 0:
+                left = deadline - self.loop.time()
+                if left <= 0:
                     raise TimeoutError
+                if left < timeout:
+                    timeout, by_deadline = left, True
             try:
                 _, conn = await asyncio.wait_for(
                     self.loop.create_connection(
@@ -151,7 +162,9 @@ class Pool:
                     timeout,
                 )
             except TimeoutError:  # an OSError too, but the caller names what timed out
-                raise
+                if by_deadline:
+                    raise
+                raise ConnectTimeout from None
             except OSError as exc:  # refused, unreachable, DNS, TLS handshake (SSLError)
                 raise UpstreamError(f"upstream connection failed: {exc!r}") from exc
         except BaseException:
