@@ -130,6 +130,15 @@ def test_several_events_in_one_read_and_a_boundary_split_between_reads() -> None
     assert parser.flush() == []
 
 
+def test_reads_that_end_with_their_event_parse_as_one_read() -> None:
+    # a read ending exactly at a blank line skips the search for another event: same events
+    reads = [b"data: 1\n\n", b"data: 2\n\ndata: 3\n\n", b"data: 4\n", b"\n", b"id: 7\n\n"]
+    parser = SSEParser()
+    events = [e for read in reads for e in parser.feed(read)] + parser.flush()
+    assert events == parse(b"".join(reads))
+    assert [e.raw for e in events] == [b"1", b"2", b"3", b"4"]
+
+
 def test_an_event_arriving_a_byte_at_a_time() -> None:
     raw = (
         b'event: delta\r\nid: 9\r\ndata: {"a":\r\ndata: "b"}\r\n: note\r\n\r\ndata: [DONE]\r\n\r\n'

@@ -200,8 +200,9 @@ async def settled_stream(
                 usage = chunk.usage
             if chunk.text:
                 parts.append(chunk.text)
-            for delta in chunk.tool_calls:
-                parts.append((delta.name or "") + delta.arguments)
+            if chunk.tool_calls:  # rare: no loop set up per text chunk
+                for delta in chunk.tool_calls:
+                    parts.append((delta.name or "") + delta.arguments)
             yield chunk
     finally:
         try:

@@ -19,6 +19,8 @@ from __future__ import annotations
 from headway.providers.base import SSEEvent
 
 _BOM = b"\xef\xbb\xbf"
+# Byte values, not one-byte strings, for membership tests: `b"\r" in data` first tries the
+# needle as an integer and builds (then drops) a TypeError, ~3k instructions per test.
 _CR = 13
 _LF = 10
 _COLON = 58
@@ -47,7 +49,7 @@ class SSEParser:
                 chunk = chunk[1:]
         if not chunk:
             return []
-        if b"\r" in chunk:
+        if _CR in chunk:
             # Normalise to `\n` so that the rest only looks for one byte. A trailing `\r` ends
             # its line now; remember to swallow a `\n` that may start the next chunk.
             self._skip_lf = chunk[-1] == _CR
@@ -62,10 +64,11 @@ class SSEParser:
                 buf = buf[3:]
         events: list[SSEEvent] = []
         pos = 0
+        size = len(buf)
         end = buf.find(b"\n\n", self._scan)
         while end >= 0:
             block = buf[pos:end]
-            if block[:6] == b"data: " and b"\n" not in block:
+            if block[:6] == b"data: " and _LF not in block:
                 # one data line, no other field: nearly every OpenAI and Gemini frame
                 events.append(SSEEvent(block[6:], None, self._last_id))
             elif block:
@@ -73,10 +76,15 @@ class SSEParser:
                 if event is not None:
                     events.append(event)
             pos = end + 2
-            end = buf.find(b"\n\n", pos)
-        self._buf = buf[pos:] if pos else buf
+            # a read usually ends with its event: no search for another
+            end = buf.find(b"\n\n", pos) if pos < size else -1
+        if pos == size:
+            self._buf = b""
+            self._scan = 0
+            return events
+        rest = self._buf = buf[pos:] if pos else buf
         # a blank line may start with the last byte kept: resume the search there next time
-        self._scan = max(0, len(self._buf) - 1)
+        self._scan = len(rest) - 1
         return events
 
     def flush(self) -> list[SSEEvent]:
@@ -113,7 +121,7 @@ class SSEParser:
             elif field == b"event":
                 name = value.decode("utf-8", "replace")
             elif field == b"id":
-                if b"\0" not in value:
+                if 0 not in value:
                     self._last_id = value.decode("utf-8", "replace")
             elif field == b"retry" and value.isdigit():
                 self.retry = int(value)

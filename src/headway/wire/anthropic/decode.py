@@ -79,7 +79,7 @@ def parse_message(body: bytes) -> ChatResponse:
 
 
 class AnthropicStreamDecoder:
-    __slots__ = ("_done", "_id", "_model", "_stop", "_tool_index", "_tools_seen", "_usage")
+    __slots__ = ("_id", "_model", "_stop", "_tool_index", "_tools_seen", "_usage", "done")
 
     def __init__(self, model: str) -> None:
         self._id = ""
@@ -88,11 +88,8 @@ class AnthropicStreamDecoder:
         self._stop: str | None = None
         self._tool_index: dict[int, int] = {}  # content block index -> neutral tool-call index
         self._tools_seen = 0
-        self._done = False
-
-    @property
-    def done(self) -> bool:
-        return self._done
+        #: `message_stop` was seen (a plain attribute: the transport reads it once per event)
+        self.done = False
 
     def _chunk(self, **kw: Any) -> ChatChunk:
         return ChatChunk(id=self._id, model=self._model, **kw)
@@ -104,7 +101,7 @@ class AnthropicStreamDecoder:
                     self._usage[key] = raw[key]
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
-        if self._done:
+        if self.done:
             return []
         try:
             data = event.json() if event.raw else {}
@@ -130,7 +127,7 @@ class AnthropicStreamDecoder:
             self._merge_usage(data.get("usage"))
             return []
         if name == "message_stop":
-            self._done = True
+            self.done = True
             return [self._final()]
         if name == "error":
             raise error_from_body(data, status=200)
@@ -161,7 +158,8 @@ class AnthropicStreamDecoder:
         kind = delta.get("type")
         if kind == "text_delta":
             text = delta.get("text") or ""
-            return [self._chunk(text=text)] if text else []
+            # once per token: positional, not through `_chunk`'s keywords
+            return [ChatChunk(self._id, self._model, text)] if text else []
         if kind == "input_json_delta":
             fragment = delta.get("partial_json") or ""
             index = self._tool_index.get(int(data.get("index", 0)))
@@ -177,6 +175,6 @@ class AnthropicStreamDecoder:
         return self._chunk(finish_reason=reason, usage=usage_from(self._usage))
 
     def finish(self) -> list[ChatChunk]:
-        if not self._done:
+        if not self.done:
             raise StreamInterrupted("anthropic stream ended before message_stop")
         return []

@@ -111,7 +111,7 @@ def parse_response(body: bytes) -> ChatResponse:
 
 
 class GeminiStreamDecoder:
-    __slots__ = ("_finish", "_id", "_model", "_started", "_tools", "_usage")
+    __slots__ = ("_finish", "_id", "_model", "_started", "_tools", "_usage", "done")
 
     def __init__(self, model: str) -> None:
         self._id = ""
@@ -120,10 +120,9 @@ class GeminiStreamDecoder:
         self._finish: str | None = None
         self._tools = 0
         self._started = False
-
-    @property
-    def done(self) -> bool:
-        return False  # no terminator: only the end of the body ends a Gemini stream
+        #: always False: no terminator, only the end of the body ends a Gemini stream (a plain
+        #: attribute: the transport reads it once per event)
+        self.done = False
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
         try:

@@ -216,7 +216,6 @@ class OpenAIStreamDecoder:
 
     __slots__ = (
         "_created",
-        "_done",
         "_finish",
         "_id",
         "_last_slot",
@@ -228,6 +227,7 @@ class OpenAIStreamDecoder:
         "_slot_ids",
         "_slots",
         "_usage",
+        "done",
     )
 
     def __init__(self, request: ChatRequest, model: str, *, provider: str = "openai") -> None:
@@ -236,7 +236,8 @@ class OpenAIStreamDecoder:
         self._provider = provider
         self._id = ""
         self._created = 0
-        self._done = False
+        #: the terminator was seen (a plain attribute: the transport reads it once per event)
+        self.done = False
         self._finish: object = None  # the raw finish_reason, judged once the stream is complete
         self._usage: Usage | None = None
         self._role_sent = False
@@ -246,20 +247,16 @@ class OpenAIStreamDecoder:
         self._output: list[str] = []  # generated text, kept only to count it if no usage comes
 
     @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
     def usage_reported(self) -> bool:
         """True when the upstream sent usage; False when the final usage is a local count."""
         return self._usage is not None
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
         data = event.raw
-        if self._done or not data:
+        if self.done or not data:
             return []
         if data[0] == 0x5B and data.startswith(b"[DONE]"):  # 0x5B: "["
-            self._done = True
+            self.done = True
             return [self._final()]
         try:
             obj = orjson.loads(data)
@@ -366,7 +363,7 @@ class OpenAIStreamDecoder:
         )
 
     def finish(self) -> list[ChatChunk]:
-        if not self._done:
+        if not self.done:
             raise StreamInterrupted(
                 f"upstream {self._provider} stream ended without [DONE]", provider=self._provider
             )
