@@ -79,10 +79,13 @@ def test_input_buckets() -> None:
 def test_cached_children_are_the_labelled_ones() -> None:
     metrics = Metrics((0.1, 1.0))
     child = metrics.tokens_of("d", "input")
-    assert child is metrics.tokens.labels("d", "input")
     assert metrics.tokens_of("d", "input") is child
     child.inc(3)
     assert _value(metrics, "headway_tokens_total", {"deployment": "d", "kind": "input"}) == 3
+    # the tally counts into the labelled child itself: both add to one number
+    metrics.tokens.labels("d", "input").inc(2)
+    child.inc()
+    assert _value(metrics, "headway_tokens_total", {"deployment": "d", "kind": "input"}) == 6
     # no series exists before its first use, as with `labels`
     assert (
         metrics.registry.get_sample_value(
@@ -106,3 +109,35 @@ def test_metrics_count_policy_events_but_leave_per_call_events_alone() -> None:
         metrics.registry.get_sample_value("headway_events_total", {"kind": "call.settled"}) is None
     )
     assert _value(metrics, "headway_breaker_open", {"deployment": "d"}) == 1
+
+
+def _render(metrics: Metrics) -> list[str]:
+    # `_created` holds when each child was made: the one line that differs between registries
+    return [line for line in metrics.render().decode().splitlines() if "_created" not in line]
+
+
+def test_tallies_expose_what_prometheus_children_would() -> None:
+    """The tallies (lock-free, one call) against the children's own inc/observe: same text."""
+    import math
+
+    import pytest
+
+    fast, slow = Metrics((0.1, 0.5, 1.0)), Metrics((0.1, 0.5, 1.0))
+    amounts = [0.0, 0.05, 0.1, 0.1000001, 0.5, 0.75, 1.0, 3.0, math.inf, 0.3, 1e-9]
+    for i, x in enumerate(amounts):
+        fast.latency_of("d", "lt1k", "0").observe(x)
+        slow.latency.labels("d", "lt1k", "0").observe(x)
+        fast.ttft_of(f"d{i % 2}").observe(x)
+        slow.ttft.labels(f"d{i % 2}").observe(x)
+        fast.cost_of("d").inc(x / 7 if x != math.inf else 0.1)
+        slow.cost.labels("d").inc(x / 7 if x != math.inf else 0.1)
+        fast.requests_of("r", "d", "ok", "miss").inc()
+        slow.requests.labels("r", "d", "ok", "miss").inc()
+        fast.tokens_of("d", "input").inc(i)
+        slow.tokens.labels("d", "input").inc(i)
+    fast.latency_of("d", "lt1k", "0").observe(math.nan)
+    slow.latency.labels("d", "lt1k", "0").observe(math.nan)
+    assert _render(fast) == _render(slow)
+    with pytest.raises(ValueError):
+        fast.tokens_of("d", "input").inc(-1)
+    assert _render(fast) == _render(slow)
