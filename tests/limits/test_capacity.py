@@ -52,3 +52,60 @@ def test_the_view_combines_every_bucket_and_counts_what_was_sent() -> None:
     assert view.wait("a", demand, 0.0) > 0
     view.observe("a", RateLimitSnapshot(observed_at=1.0))  # a fresh snapshot resets the debit
     assert view.wait("a", demand, 1.0) == 0.0
+
+
+def test_the_quick_answer_past_every_reset_equals_the_full_one() -> None:
+    """`wait` answers 0 at once from the last reset on: the same as asking every bucket."""
+    import random
+
+    rng = random.Random(3)
+
+    def maybe(value: float) -> float | None:
+        return None if rng.random() < 0.3 else value
+
+    for _ in range(3000):
+        snap = RateLimitSnapshot(
+            observed_at=100.0,
+            limit_requests=rng.choice((None, 10)),
+            remaining_requests=rng.choice((None, 0, 5)),
+            reset_requests_at=maybe(rng.uniform(90, 130)),
+            limit_tokens=rng.choice((None, 1000)),
+            remaining_tokens=rng.choice((None, 0, 400)),
+            reset_tokens_at=maybe(rng.uniform(90, 130)),
+            limit_input_tokens=rng.choice((None, 800)),
+            remaining_input_tokens=rng.choice((None, 100)),
+            reset_input_tokens_at=maybe(rng.uniform(90, 130)),
+            limit_output_tokens=rng.choice((None, 300)),
+            remaining_output_tokens=rng.choice((None, 50)),
+            reset_output_tokens_at=maybe(rng.uniform(90, 130)),
+        )
+        view = CapacityView()
+        view.observe("d", snap)
+        demand = Demand(rng.randint(0, 600), rng.randint(0, 200))
+        now = rng.uniform(95, 135)
+        s = snap
+        full = max(
+            wait_for(1, s.limit_requests, s.remaining_requests, 100.0, s.reset_requests_at, 0, now),
+            wait_for(
+                demand.total, s.limit_tokens, s.remaining_tokens, 100.0, s.reset_tokens_at, 0, now
+            ),
+            wait_for(
+                demand.input_tokens,
+                s.limit_input_tokens,
+                s.remaining_input_tokens,
+                100.0,
+                s.reset_input_tokens_at,
+                0,
+                now,
+            ),
+            wait_for(
+                demand.output_tokens,
+                s.limit_output_tokens,
+                s.remaining_output_tokens,
+                100.0,
+                s.reset_output_tokens_at,
+                0,
+                now,
+            ),
+        )
+        assert view.wait("d", demand, now) == full

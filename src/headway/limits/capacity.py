@@ -12,8 +12,9 @@ The routing terminal wires it with `AttemptContext(on_ratelimit=capacity.hook(de
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from headway.limits.estimate import Demand
 from headway.providers.base import RateLimitSnapshot
@@ -51,6 +52,15 @@ class _View:
     tokens: int = 0
     input: int = 0
     output: int = 0
+    #: from then on no bucket of the snapshot can make a call wait (`wait_for` is 0 for each
+    #: bucket without a reset time or past it): read per call, so worked out once
+    quiet_from: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.snap
+        resets = (s.reset_requests_at, s.reset_tokens_at, s.reset_input_tokens_at)
+        known = [r for r in (*resets, s.reset_output_tokens_at) if r is not None]
+        self.quiet_from = max(known) if known else -math.inf
 
 
 class CapacityView:
@@ -77,7 +87,7 @@ class CapacityView:
     def wait(self, deployment: str, demand: Demand, now: float) -> float:
         """Seconds until the provider can take this call (0 = now, or nothing known)."""
         v = self._views.get(deployment)
-        if v is None:
+        if v is None or now >= v.quiet_from:
             return 0.0
         s = v.snap
         o = s.observed_at

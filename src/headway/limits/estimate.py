@@ -30,9 +30,10 @@ TOOL_OVERHEAD = 8
 TOOL_CALL_OVERHEAD = 4
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Demand:
-    """What one call may use: input tokens (estimated) and output tokens (its cap)."""
+    """What one call may use: input tokens (estimated) and output tokens (its cap). Treat it
+    as frozen (not declared so: built per call, see `Reservation`)."""
 
     input_tokens: int
     output_tokens: int
@@ -95,6 +96,10 @@ class Estimator:
         """Output tokens one choice may produce: the request's cap, else the largest default."""
         if request.max_tokens is not None:
             return request.max_tokens
+        return self.default_cap(deployments)
+
+    def default_cap(self, deployments: tuple[Deployment, ...]) -> int:
+        """`output_cap` of a request that sets no `max_tokens`."""
         defaults = [d.model.default_max_tokens for d in deployments if d.model.default_max_tokens]
         return max(defaults) if defaults else self._settings.default_max_tokens
 

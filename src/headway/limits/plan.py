@@ -177,6 +177,13 @@ class Planner:
                 self._chains[name] = (name,)
         self._task_routes = dict(runtime.file.routing)
         self._any_chat = tuple(d for d in self._deps.values() if not d.model.embeddings)
+        #: per chain, resolved once: its deployments and the output cap of a call that sets
+        #: no max_tokens (`Estimator.output_cap`, the dearest case for an unknown model)
+        self._chain_info = {
+            chain: (deps, estimator.default_cap(deps or self._any_chat))
+            for chain in {(), *self._chains.values()}
+            for deps in [tuple(self._deps[n] for n in chain)]
+        }
         #: per deployment, resolved once: (encoding, estimate factor, price, own-limit items)
         self._dep_info = {
             name: (
@@ -210,8 +217,8 @@ class Planner:
     def plan(self, call: Call) -> Plan:
         request = call.request
         chain = self.chain_of(call)
-        deps = tuple(self._deps[n] for n in chain)
-        cap = self._estimator.output_cap(request, deps or self._any_chat)
+        deps, default_cap = self._chain_info[chain]
+        cap = request.max_tokens if request.max_tokens is not None else default_cap
         counted: dict[str, int] = {}
         estimator = self._estimator
         info = self._dep_info

@@ -13,7 +13,8 @@ Streams settle in the generator's `finally` (limits/settle.settled_stream, share
 settle-only stage): on normal end, on error, and when the client goes away (GeneratorExit from
 aclose, or CancelledError). With a remote store, settlement runs in a shielded task so a second
 cancellation cannot lose it; the memory store reserves and settles synchronously (nothing to
-cancel, and no coroutine, task or queue round per call while nobody waits in line).
+cancel, and no coroutine, task or queue round per call while nobody waits in line). Either
+store is asked at once, outside the fair queue, while nobody waits in line for the call's limits.
 
 The planner resolves each caller's items and each deployment's encoding, factor and price once
 (per config; a changed key is a new caller), so a call only fills in its amounts.
@@ -102,20 +103,25 @@ class LimitsStage:
         plan = self._planner.plan(call)
         if self._cap_output and call.request.max_tokens is None:
             call.request = _with_max_tokens(call.request, plan.output_cap)
-        memory = self._memory
-        if memory is not None and self._queue.free(plan.keys, call.priority):
-            # nobody waits and the store is in-process: try at once, without coroutines
-            candidates, early, groups = self._groups(plan)
-            outcome = early if early is not None else memory.reserve_now(plan.items, groups)
-            if isinstance(outcome, Rejection):
-                now = self._clock.monotonic()
-                if self._queue.worth_waiting(outcome, self._until(call, now)):
-                    candidates, outcome = await self._in_line(call, plan, now, outcome)
-        else:
-            try:
+        try:
+            if self._queue.free(plan.keys, call.priority):
+                # nobody waits in line for these limits: try at once, without the queue's
+                # coroutines and closure (the in-process store without any coroutine)
+                candidates, early, groups = self._groups(plan)
+                if early is not None:
+                    outcome = early
+                elif self._memory is not None:
+                    outcome = self._memory.reserve_now(plan.items, groups)
+                else:
+                    outcome = await self._store.reserve(plan.items, groups)
+                if isinstance(outcome, Rejection):
+                    now = self._clock.monotonic()
+                    if self._queue.worth_waiting(outcome, self._until(call, now)):
+                        candidates, outcome = await self._in_line(call, plan, now, outcome)
+            else:
                 candidates, outcome = await self._in_line(call, plan, self._clock.monotonic())
-            except StoreUnavailable as exc:
-                return self._store_down(call, plan, exc)
+        except StoreUnavailable as exc:
+            return self._store_down(call, plan, exc)
         if isinstance(outcome, Rejection):
             self._alerts.on_rejection(outcome)
             if self._events.wants("limits.rejected"):

@@ -143,7 +143,9 @@ class MemoryLimitStore:
     ) -> Outcome:
         """`reserve` without the coroutine (the limits stage's fast path)."""
         t = self._clock.time() if now is None else now
-        self._maybe_sweep(t)
+        self._ops += 1
+        if not self._ops % _SWEEP_EVERY:
+            self._sweep(t)
         level_of, wait_of = self._level, self._wait
         levels: list[float] = []
         worst, worst_item = 0.0, None
@@ -186,13 +188,14 @@ class MemoryLimitStore:
                 worst, worst_item = best
         if worst_item is not None:
             return Rejection(worst_item, worst, t)
-        applied = (*items, *(alternatives[choice] if choice >= 0 else ()))
+        applied = (*items, *alternatives[choice]) if choice >= 0 else tuple(items)
         rid = str(next(self._ids))
         charge = self._charge
-        used = tuple(
+        # a list, then a tuple: a generator costs a frame resumption per item
+        used = [
             charge(i, level, i.amount, rid, t) for i, level in zip(applied, levels, strict=True)
-        )
-        return Reservation(rid, applied, used, t, choice)
+        ]
+        return Reservation(rid, applied, tuple(used), t, choice)
 
     async def settle(
         self,
@@ -246,11 +249,9 @@ class MemoryLimitStore:
     async def release(self, reservation: Reservation, *, now: float | None = None) -> None:
         await self.settle(reservation, [0] * len(reservation.items), now=now)
 
-    def _maybe_sweep(self, now: float) -> None:
-        """Forget drained buckets and ended windows now and then, so idle keys don't pile up."""
-        self._ops += 1
-        if self._ops % _SWEEP_EVERY:
-            return
+    def _sweep(self, now: float) -> None:
+        """Forget drained buckets and ended windows (every `_SWEEP_EVERY` reservations), so
+        idle keys don't pile up."""
         self._buckets = {k: v for k, v in self._buckets.items() if v[2] > now}
         self._windows = {k: v for k, v in self._windows.items() if v[2] > now}
         self._leases = {k: v for k, v in self._leases.items() if v}

@@ -84,9 +84,11 @@ class Item:
     budget: bool = False
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Reservation:
-    """Capacity taken by one call. Settle it once, with what the call really used."""
+    """Capacity taken by one call. Settle it once, with what the call really used. Treat it
+    as frozen: it is not declared so because one is built per call, and a frozen dataclass
+    sets each field through `object.__setattr__` (about three times the cost)."""
 
     id: str
     #: the applied items: the mandatory ones, then the chosen alternative's
