@@ -45,7 +45,8 @@ def _message(m: Message) -> list[Any]:
     return [
         m.role,
         _content(m),
-        [[c.name, c.arguments] for c in m.tool_calls],  # ids are random per call: left out
+        # ids are random per call: left out (no comprehension frame for the usual none)
+        [[c.name, c.arguments] for c in m.tool_calls] if m.tool_calls else [],
         m.name,
         m.is_error,
     ]
@@ -87,6 +88,8 @@ def scope_of(request: ChatRequest, tenant: str) -> Scope:
 
 def tenant_tag(tenant: str) -> str:
     """The tenant as it appears in keys: readable, with ':' and '%' escaped so it splits cleanly."""
+    if "%" not in tenant and ":" not in tenant:
+        return tenant
     return tenant.replace("%", "%25").replace(":", "%3A")
 
 

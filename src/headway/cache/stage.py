@@ -100,7 +100,8 @@ class CacheStage:
         now = self._clock.time()
         served = call.served
         stale_ok = call.cache_directive == "stale-ok"
-        entry = await self._entry(plan.key)
+        raw = await self.store.get(plan.key)  # `_entry` inlined: one coroutine less per hit
+        entry = self._decode(plan.key, raw) if raw is not None else None
         if entry is not None and entry.fresh(now):
             served.cache, served.cache_age_s = "exact", entry.age(now)
             return _answer(served, entry)

@@ -93,6 +93,31 @@ class _HeadTooLarge(Exception):
     pass
 
 
+#: raw header name -> lower-cased text, learnt as they arrive: clients send the same few names
+#: on every request, and a dict hit is cheaper than decoding and lower-casing each
+_NAMES: dict[bytes, str] = {}
+#: names of this length or more are decoded each time (the table only holds the usual ones)
+_NAME_MAX_LEN = 64
+_NAMES_MAX = 512
+_METHODS: dict[bytes, str] = {}
+
+
+def _name(raw: bytes) -> str:
+    name = raw.decode("latin-1").lower()
+    if len(raw) < _NAME_MAX_LEN and len(_NAMES) < _NAMES_MAX:
+        _NAMES[raw] = name
+    return name
+
+
+def _method(raw: bytes) -> str:
+    method = _METHODS.get(raw)
+    if method is None:
+        method = raw.decode("ascii")
+        if len(_METHODS) < _NAMES_MAX:
+            _METHODS[raw] = method
+    return method
+
+
 class _Request:
     __slots__ = (
         "body",
@@ -273,11 +298,14 @@ class HttpConnection(asyncio.Protocol):
         self.head_bytes += len(name) + len(value)
         if self.head_bytes > MAX_HEAD_BYTES:
             raise _HeadTooLarge
-        key = name.decode("latin-1").lower()
+        key = _NAMES.get(name)
+        if key is None:
+            key = _name(name)
         text = value.decode("latin-1")
         headers = self.headers
-        old = headers.get(key)
-        headers[key] = text if old is None else f"{old}, {text}"
+        if key in headers:
+            text = f"{headers[key]}, {text}"
+        headers[key] = text
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -287,7 +315,7 @@ class HttpConnection(asyncio.Protocol):
         path, query = wire.target(self.url)
         req = _Request(
             self,
-            parser.get_method().decode("ascii"),
+            _method(parser.get_method()),
             path,
             query,
             self.headers,

@@ -22,6 +22,7 @@ from headway.server.routes import Router, ServerContext
 from headway.types import ModelInfo
 from headway.wire.openai.ingress import (
     ChatStreamEncoder,
+    RenderedAnswers,
     chat_response_json,
     embeddings_json,
     model_json,
@@ -30,6 +31,9 @@ from headway.wire.openai.ingress import (
     parse_embed_request,
     stream_error_frame,
 )
+
+#: `served.cache` values of an answer taken from the cache
+_HITS: frozenset[str] = frozenset({"exact", "semantic", "stale"})
 
 
 def _iso(epoch: int) -> str:
@@ -50,14 +54,19 @@ class OpenAIRoutes:
     def __init__(self, gateway: Gateway, clock: Clock) -> None:
         self._gateway = gateway
         self._clock = clock
+        #: a hot cached answer is rendered once, not per hit
+        self._rendered = RenderedAnswers()
 
     async def chat(self, req: Request) -> Response | StreamResponse:
         request = parse_chat_request(req.json_object())
         call = build_call(req, request, "openai")
         if not request.stream:
             resp = await self._gateway.chat(call=call)
-            body = chat_response_json(resp, request.model, created=int(self._clock.time()))
-            return Response(body, served=call.served)
+            served = call.served
+            render = self._rendered if served.cache in _HITS else chat_response_json
+            return Response(
+                render(resp, request.model, created=int(self._clock.time())), served=served
+            )
         stream = self._gateway.stream(call=call)
         first = await first_chunk(stream)
         encoder = ChatStreamEncoder(

@@ -164,6 +164,11 @@ class Router:
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for a request, or NotFound / MethodNotAllowed (with an `allow` header)."""
+        methods = self._exact.get(path)  # the usual request: an exact path, no trailing slash
+        if methods is not None:
+            route = methods.get(method)
+            if route is not None:
+                return route, {}
         path = _normalise(path)
         params: dict[str, str] = {}
         methods = self._exact.get(path)

@@ -27,6 +27,7 @@ from headway.types import (
 from headway.wire.openai.ingress_encode import (
     DONE_FRAME,
     ChatStreamEncoder,
+    RenderedAnswers,
     chat_response_json,
     embeddings_json,
     error_json,
@@ -40,6 +41,7 @@ from headway.wire.openai.ingress_encode import (
 __all__ = [
     "DONE_FRAME",
     "ChatStreamEncoder",
+    "RenderedAnswers",
     "chat_response_json",
     "embeddings_json",
     "error_json",

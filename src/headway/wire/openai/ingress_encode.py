@@ -83,6 +83,56 @@ def chat_response_json(resp: ChatResponse, request_model: str, *, created: int =
     )
 
 
+class RenderedAnswers:
+    """`chat_response_json` remembered for answers that repeat (cache hits): a hot stored
+    answer asked for under the same model name is rendered once, not per hit. The key holds
+    every field the JSON shows, so equal keys give equal bytes; an answer without `created`
+    (the body then carries the current time) is rendered afresh. Bounded by entries and bytes,
+    oldest dropped first."""
+
+    __slots__ = ("_bytes", "_known", "_max_bytes", "_size")
+
+    def __init__(self, size: int = 512, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._known: dict[tuple[Any, ...], bytes] = {}
+
+    def __call__(self, resp: ChatResponse, request_model: str, *, created: int = 0) -> bytes:
+        if not resp.created:
+            return chat_response_json(resp, request_model, created=created)
+        u = resp.usage
+        key = (
+            resp.id,
+            resp.content,
+            resp.refusal,
+            resp.finish_reason._value_,  # the enum's own hash is a Python-level call
+            resp.tool_calls,
+            resp.created,
+            u.input_tokens,
+            u.output_tokens,
+            u.cached_input_tokens,
+            u.cache_write_tokens,
+            u.reasoning_tokens,
+            request_model,
+        )
+        known = self._known
+        body = known.get(key)
+        if body is None:
+            body = chat_response_json(resp, request_model)
+            self._keep(key, body)
+        return body
+
+    def _keep(self, key: tuple[Any, ...], body: bytes) -> None:
+        if len(body) > self._max_bytes:
+            return
+        known = self._known
+        while known and (len(known) >= self._size or self._bytes + len(body) > self._max_bytes):
+            self._bytes -= len(known.pop(next(iter(known))))
+        known[key] = body
+        self._bytes += len(body)
+
+
 def _tool_delta_json(delta: ToolCallDelta) -> dict[str, Any]:
     out: dict[str, Any] = {"index": delta.index}
     fn: dict[str, str] = {"arguments": delta.arguments}

@@ -1,0 +1,111 @@
+"""The server's fast paths give what the general paths give: request targets, response heads,
+header names, and callers known without the key resolver."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import httptools
+import pytest
+
+from headway.context import ANONYMOUS, Principal
+from headway.errors import AuthenticationFailed
+from headway.server import native_wire as wire
+from headway.server.auth import MASTER, Authenticator
+from headway.server.native import _name
+
+
+def _parsed(url: bytes) -> tuple[str, bytes]:
+    parsed = httptools.parse_url(url)
+    path = (parsed.path or b"/").decode("latin-1")
+    return (unquote(path) if "%" in path else path), parsed.query or b""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [b"/v1/chat/completions", b"/", b"/a?b=1", b"/a%20b", b"/a#frag", b"/x/y/?q=%41", b"/%"],
+)
+def test_target_fast_path_matches_parsing(url: bytes) -> None:
+    assert wire.target(url) == _parsed(url)
+
+
+def test_encode_head_lines_and_unsafe_values() -> None:
+    headers = [(b"content-type", b"application/json"), (b"x-a", b"1"), (b"connection", b"close")]
+    head, keep = wire.encode_head(200, headers, b"content-length: 2\r\n", True)
+    assert not keep
+    assert head == (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-a: 1\r\n"
+        b"content-length: 2\r\nconnection: close\r\n\r\n"
+    )
+    head, keep = wire.encode_head(204, [], b"", True)
+    assert keep and head == b"HTTP/1.1 204 No Content\r\n\r\n"
+    for bad in (b"a\r\nb", b"a\nb", b"a\rb"):
+        with pytest.raises(wire.UnsafeHeader):
+            wire.encode_head(200, [(b"x-a", bad)], b"", True)
+        with pytest.raises(wire.UnsafeHeader):
+            wire.encode_head(200, [(bad, b"1")], wire.CHUNKED, False)
+
+
+def test_header_names_are_lowercased_whatever_the_table_holds() -> None:
+    for raw in (b"Content-Type", b"X-Api-Key", b"X-" + b"L" * 100, "Ä-\xff".encode("latin-1")):
+        for _ in range(2):
+            assert _name(raw) == raw.decode("latin-1").lower()
+
+
+class Resolver:
+    def __init__(self, answer: Principal | None) -> None:
+        self.answer = answer
+        self.seen: list[str] = []
+
+    async def resolve(self, token: str) -> Principal | None:
+        self.seen.append(token)
+        return self.answer
+
+
+HEADERS: list[dict[str, str]] = [
+    {},
+    {"authorization": "Bearer sk-master"},
+    {"x-api-key": "sk-master"},
+    {"authorization": "Bearer hw-key"},
+    {"authorization": "Basic abc"},
+]
+
+
+async def _split(auth: Authenticator, headers: dict[str, str]) -> Principal:
+    """How the app authenticates: `known`, then `resolve` only for an API key."""
+    found = auth.known(headers)
+    return found if isinstance(found, Principal) else await auth.resolve(found)
+
+
+RESOLVERS: list[Resolver | None] = [
+    None,
+    Resolver(None),
+    Resolver(Principal(tenant="acme", key_id="k1")),
+]
+
+
+@pytest.mark.parametrize("master", [None, "sk-master"])
+@pytest.mark.parametrize("resolver", RESOLVERS)
+async def test_known_then_resolve_is_authenticate(
+    master: str | None, resolver: Resolver | None
+) -> None:
+    for headers in HEADERS:
+        auth = Authenticator(master, resolver)
+        try:
+            expected: Principal | type[Exception] = await auth.authenticate(headers)
+        except AuthenticationFailed:
+            expected = AuthenticationFailed
+        if expected is AuthenticationFailed:
+            with pytest.raises(AuthenticationFailed):
+                await _split(auth, headers)
+        else:
+            assert await _split(auth, headers) == expected
+
+
+def test_known_without_a_resolver_needs_no_coroutine() -> None:
+    off = Authenticator(None)
+    assert off.known({"authorization": "Bearer anything"}) is ANONYMOUS
+    assert off.known({}) is ANONYMOUS
+    on = Authenticator("sk-master")
+    assert on.known({"x-api-key": "sk-master"}) is MASTER
+    assert on.known({"x-api-key": "hw-key"}) == "hw-key"  # resolved (and refused) by `resolve`
