@@ -203,7 +203,8 @@ async def test_primary_silent_non_streamed_call_ends_within_attempt_timeout(
                 await gw.chat(model="secondary", messages=MESSAGES)
             with Stopwatch() as sw:
                 await gw.chat(model="r", messages=MESSAGES)
-    bound = (attempt + direct.took) * 1.1 + 0.02
+    # 0.1 s of slack for scheduling on a loaded machine: still far below what a missed deadline costs
+    bound = (attempt + direct.took) * 1.1 + 0.1
     print(
         f"\nprimary silent: call ended in {sw.took:.3f}s (attempt timeout {attempt}s + "
         f"secondary {direct.took:.3f}s; bound {bound:.3f}s)"
@@ -224,7 +225,8 @@ async def test_first_token_after_20s_moves_the_stream_to_the_secondary(tmp_path:
             with Stopwatch() as sw:
                 chunks = [c async for c in gw.stream(model="r", messages=MESSAGES)]
     text = "".join(c.text for c in chunks)
-    bound = (ttft + direct.took) * 1.1 + 0.02
+    # 0.1 s of slack for scheduling on a loaded machine; waiting for the primary would take 2 s
+    bound = (ttft + direct.took) * 1.1 + 0.1
     print(
         f"\nprimary first token at 2s (scaled 20s): secondary answered in {sw.took:.3f}s "
         f"(TTFT deadline {ttft}s + secondary {direct.took:.3f}s; bound {bound:.3f}s)"
