@@ -146,9 +146,11 @@ class App:
         try:
             route, params = self.router.match(method, path)
             error_format = route.error_format
-            principal = self._known(route, headers)
+            principal = self._authenticate(route, headers)
             if isinstance(principal, str):  # an API key: ask the key resolver
-                principal = await self._resolve(route, principal)
+                principal = await self.context.authenticator.resolve(
+                    principal, route.auth == "admin"
+                )
             limit = self.context.max_body_bytes
             declared = headers.get("content-length")
             if declared is not None:
@@ -182,21 +184,11 @@ class App:
             answer = error_response(internal_error(request_id), error_format, served)
         return answer, request_id, received
 
-    def _known(self, route: Route, headers: dict[str, str]) -> Principal | str:
+    def _authenticate(self, route: Route, headers: dict[str, str]) -> Principal | str:
         """The caller, or the API key still to resolve; without a coroutine when possible."""
-        auth = route.auth
-        if auth == "none":
+        if route.auth == "none":
             return ANONYMOUS
-        authenticator = self.context.authenticator
-        found = authenticator.known(headers)
-        if auth == "admin" and not isinstance(found, str):
-            return authenticator.require_admin(found)
-        return found
-
-    async def _resolve(self, route: Route, token: str) -> Principal:
-        authenticator = self.context.authenticator
-        principal = await authenticator.resolve(token)
-        return authenticator.require_admin(principal) if route.auth == "admin" else principal
+        return self.context.authenticator.known(headers, route.auth == "admin")
 
     def head(self, answer: Answer, request_id: str, received: float) -> Headers:
         """The response headers every server sends (no content-length, no framing headers)."""

@@ -60,10 +60,15 @@ class Authenticator:
         found: KeyResolver | None = self._extras.get("key_resolver")
         return found
 
-    def known(self, headers: Mapping[str, str]) -> Principal | str:
+    def known(self, headers: Mapping[str, str], admin: bool = False) -> Principal | str:
         """The caller when no key resolver is needed (no key, the master key, auth off without
         a resolver), else the token for `resolve`. Not a coroutine: those cases are nearly
-        every request, and an `await` chain per request was measurable."""
+        every request, and an `await` chain per request was measurable. `admin`: the endpoint
+        needs an admin caller."""
+        found = self._known(headers)
+        return self.require_admin(found) if admin and isinstance(found, Principal) else found
+
+    def _known(self, headers: Mapping[str, str]) -> Principal | str:
         token = bearer_token(headers)
         if token is None:
             if self.enabled:
@@ -79,8 +84,12 @@ class Authenticator:
             return ANONYMOUS  # auth is off: an unknown key is just an anonymous caller
         return token
 
-    async def resolve(self, token: str) -> Principal:
+    async def resolve(self, token: str, admin: bool = False) -> Principal:
         """The caller an API key stands for (`known` returned the token)."""
+        principal = await self._resolve(token)
+        return self.require_admin(principal) if admin else principal
+
+    async def _resolve(self, token: str) -> Principal:
         resolver = self._key_resolver()
         principal = await resolver.resolve(token) if resolver is not None else None
         if principal is not None:
@@ -94,9 +103,10 @@ class Authenticator:
             raise PermissionDenied("This endpoint needs the master key or an admin key.")
         return principal
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        found = self.known(headers)
-        return found if isinstance(found, Principal) else await self.resolve(found)
+    async def authenticate(self, headers: Mapping[str, str], admin: bool = False) -> Principal:
+        """`known`, then `resolve` for an API key: what the app does per request."""
+        found = self.known(headers, admin)
+        return found if isinstance(found, Principal) else await self.resolve(found, admin)
 
     async def authenticate_admin(self, headers: Mapping[str, str]) -> Principal:
-        return self.require_admin(await self.authenticate(headers))
+        return await self.authenticate(headers, admin=True)
