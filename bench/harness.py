@@ -88,7 +88,9 @@ class Bench:
     upstream_jitter_ms: float = DEFAULT_JITTER_MS
     _upstreams: dict[tuple[float, float], Proc] = field(default_factory=dict)
     _gateways: dict[tuple[str, int, int, bool], Proc] = field(default_factory=dict)
-    _scripts: dict[tuple[str, bool, bool], Path] = field(default_factory=dict)
+    _scripts: dict[tuple[str, bool, bool, tuple[int, int] | None], Path] = field(
+        default_factory=dict
+    )
     rss_peaks: list[float] = field(default_factory=list)
 
     @property
@@ -138,12 +140,19 @@ class Bench:
             if value is proc:
                 del self._gateways[key]
 
-    def script(self, model: str, stream: bool = False, vary: bool = False) -> Path:
-        key = (model, stream, vary)
+    def script(
+        self,
+        model: str,
+        stream: bool = False,
+        vary: bool = False,
+        stagger: tuple[int, int] | None = None,
+    ) -> Path:
+        key = (model, stream, vary, stagger)
         if key not in self._scripts:
-            name = f"{model}{'-stream' if stream else ''}{'-vary' if vary else ''}.lua"
+            name = f"{model}{'-stream' if stream else ''}{'-vary' if vary else ''}"
+            name += f"-stagger{stagger[0]}x{stagger[1]}.lua" if stagger else ".lua"
             user = "bench-user" if model == configs.ROUTE else None
-            self._scripts[key] = wrk.script(self.workdir / name, model, stream, vary, user)
+            self._scripts[key] = wrk.script(self.workdir / name, model, stream, vary, user, stagger)
         return self._scripts[key]
 
     # ---- one measurement ----------------------------------------------------------------------
@@ -159,11 +168,13 @@ class Bench:
         pin: bool = True,
         seconds: float | None = None,
         before: Callable[[], object] | None = None,
+        stagger_ms: int = 0,
     ) -> Measured:
-        """`before` runs after the warm-up, right before the measured run (resetting counters)."""
+        """`before` runs after the warm-up, right before the measured run (resetting counters);
+        `stagger_ms` spreads the connections' first requests over that many ms (bench.wrk)."""
         is_gateway = target.name.startswith("gateway") if gateway is None else gateway
         model = configs.ROUTE if is_gateway else DIRECT_MODEL
-        lua = self.script(model, stream, vary)
+        lua = self.script(model, stream, vary, (connections, stagger_ms) if stagger_ms else None)
         url = f"http://127.0.0.1:{target.port}{PATH}"
         cores = self.procs.cores
         prefix = cores.prefix(cores.load) if pin else []

@@ -54,6 +54,25 @@ end
 """
 
 
+# wrk opens every connection at once, so a closed loop's first requests leave in the same
+# millisecond; against an upstream answering in a near-constant 50 ms they stay in step for the
+# whole run and reach the gateway as bursts, which independent clients would not send. This hook
+# delays the first request of each connection by a random 0..N-1 ms (seeded, so both runs of a
+# comparison get the same offsets); wrk starts a request's latency clock when it writes it, after
+# the delay, and later requests go at once.
+_STAGGER = """
+math.randomseed({seed})
+local started = 0
+delay = function()
+  if started < {connections} then
+    started = started + 1
+    return math.random(0, {spread_ms} - 1)
+  end
+  return 0
+end
+"""
+
+
 def available() -> bool:
     return shutil.which("wrk") is not None
 
@@ -76,8 +95,14 @@ def chat_body(model: str, stream: bool = False, text: str = "hi", user: str | No
 
 
 def script(
-    path: Path, model: str, stream: bool = False, vary: bool = False, user: str | None = None
+    path: Path,
+    model: str,
+    stream: bool = False,
+    vary: bool = False,
+    user: str | None = None,
+    stagger: tuple[int, int] | None = None,
 ) -> Path:
+    """`stagger` = (connections, spread in ms): spread the connections' first requests (above)."""
     marker = "@@N@@"
     body = chat_body(model, stream, f"question {marker}" if vary else "hi", user)
     if vary:
@@ -85,6 +110,9 @@ def script(
         text = _VARY.format(prefix=_lua_str(prefix), suffix=_lua_str(suffix), headers="")
     else:
         text = _FIXED.format(body=_lua_str(body), headers="")
+    if stagger is not None:
+        connections, spread_ms = stagger
+        text += _STAGGER.format(seed=1, connections=connections, spread_ms=max(1, spread_ms))
     path.write_text(text + _SUMMARY)
     return path
 

@@ -66,6 +66,15 @@ def test_wrk_script_varies_the_body_when_asked(tmp_path: Path) -> None:
     assert "WRKJSON" in fixed and "WRKJSON" in varied
 
 
+def test_wrk_script_staggers_only_the_first_request_of_each_connection(tmp_path: Path) -> None:
+    plain = wrk.script(tmp_path / "a.lua", "bench").read_text()
+    staggered = wrk.script(tmp_path / "b.lua", "bench", stagger=(16, 50)).read_text()
+    assert "delay = function" not in plain
+    assert "delay = function" in staggered
+    assert "if started < 16 then" in staggered and "math.random(0, 50 - 1)" in staggered
+    assert "WRKJSON" in staggered
+
+
 def test_report_table_ratios_targets_and_json() -> None:
     report = Report()
     report.add(Row("s", "req/s", "req/s", 3000.0, 6000.0, "ratio", ("min", 3000.0, "gateway")))
@@ -182,6 +191,9 @@ def test_slow_scenario_reports_the_upstream_log_for_both_sides(
             log = figures[f"{key}_upstream_{side}"]
             assert log["answers"] > 0 and 0.0 <= log["bunched_share"] <= 1.0
         assert figures[f"{key}_ratio"] > 0 and figures[f"{key}_cpu_us_per_req"] > 0
+    for side in ("direct", "gateway"):
+        assert figures[f"slow_staggered_upstream_{side}"]["answers"] > 0
+    assert "added_p50_ms_c16_staggered" in figures and "added_p99_ms_c16_staggered" in figures
 
 
 def test_cores_prefix_pins_and_optionally_raises_priority() -> None:
