@@ -88,13 +88,17 @@ class Served:
 
 _ids = itertools.count(1)
 _prefix = os.urandom(4).hex()
+#: `req_<prefix>%010d`: %-formatting skips the format-spec parsing of an f-string's `:010d`
+_id_format = f"req_{_prefix}%010d"
 
 
 def new_request_id() -> str:
     """Unique per process and cheap: a random per-process prefix plus a counter."""
-    return f"req_{_prefix}{next(_ids):010d}"
+    return _id_format % next(_ids)
 
 
+# The gateway and the server build calls positionally (keywords to a class cost ~1k
+# instructions each on Python 3.11): append new fields at the end, or update them too.
 @dataclass(slots=True)
 class Call:
     request: ChatRequest

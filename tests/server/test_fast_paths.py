@@ -3,6 +3,7 @@ header names, and callers known without the key resolver."""
 
 from __future__ import annotations
 
+import random
 from urllib.parse import unquote
 
 import httptools
@@ -44,6 +45,41 @@ def test_encode_head_lines_and_unsafe_values() -> None:
             wire.encode_head(200, [(b"x-a", bad)], b"", True)
         with pytest.raises(wire.UnsafeHeader):
             wire.encode_head(200, [(bad, b"1")], wire.CHUNKED, False)
+
+
+def _head_by_loop(
+    status: int, headers: list[tuple[bytes, bytes]], framing: bytes, keep: bool
+) -> tuple[bytes, bool] | str:
+    """`encode_head` as it was written before its joined-in-C shortcut."""
+    parts = [wire.status_line(status)]
+    for name, value in headers:
+        if name == b"connection":
+            keep = keep and value.lower() != b"close"
+            continue
+        parts.append(b"%b: %b\r\n" % (name, value))
+    if not keep:
+        framing += wire.CLOSE
+    head = b"".join([*parts, framing, b"\r\n"])
+    lines = len(parts) + 1 + framing.count(b"\n")
+    if head.count(b"\n") != lines or head.count(b"\r") != lines:
+        return "unsafe"
+    return head, keep
+
+
+def test_encode_head_gives_what_the_loop_gave() -> None:
+    names = [b"content-type", b"connection", b"Connection", b"connection: x", b"xconnection"]
+    names += [b"a\r\nconnection", b"", b"x\n"]
+    values = [b"close", b"Close", b"keep-alive", b"v", b"", b"a\r\nb", b"x\nconnection: c", b"\r"]
+    rnd = random.Random(7)
+    for _ in range(3000):
+        headers = [(rnd.choice(names), rnd.choice(values)) for _ in range(rnd.randrange(5))]
+        framing = rnd.choice([b"", b"content-length: 5\r\n", wire.CHUNKED])
+        keep = rnd.random() < 0.5
+        try:
+            got: tuple[bytes, bool] | str = wire.encode_head(200, headers, framing, keep)
+        except wire.UnsafeHeader:
+            got = "unsafe"
+        assert got == _head_by_loop(200, headers, framing, keep), (headers, framing, keep)
 
 
 def test_header_names_are_lowercased_whatever_the_table_holds() -> None:

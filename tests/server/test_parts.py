@@ -132,6 +132,7 @@ def test_build_call_reads_the_controls() -> None:
     assert call.deadline == pytest.approx(102.5) and call.started == 100.0
     assert call.principal.user == "header-user" and call.request_id == "req_1"
     assert call.ingress == "openai" and req.served is call.served
+    assert call.request is CHAT and call.headers is req.headers  # built positionally
 
 
 def test_build_call_defaults_and_key_bound_user_wins() -> None:

@@ -21,6 +21,7 @@ from headway.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
 )
+from headway.transport.headers import Headers
 from headway.wire.openai.classify import (
     classify_error,
     parse_duration,
@@ -269,6 +270,12 @@ def test_ratelimit_snapshot_from_the_six_headers() -> None:
     assert (snap.limit_tokens, snap.remaining_tokens) == (160000, 159976)
     assert snap.reset_tokens_at == pytest.approx(1360.0)
     assert snap.observed_at == 1000.0
+    # the transport's own case-insensitive headers are read as they are, without a copy
+    received = Headers()
+    for name, value in headers.items():
+        received.add(name.lower(), value)
+    assert ratelimit_snapshot(received, 1000.0) == snap
+    assert retry_after(received) == retry_after(headers)
 
 
 def test_ratelimit_snapshot_tolerates_azure_sentinels_and_subsets() -> None:

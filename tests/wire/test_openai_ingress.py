@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from headway.errors import InvalidRequest
-from headway.types import ImagePart, Message, TextPart, ToolCall, ToolSpec
-from headway.wire.openai.ingress import parse_chat_request, parse_embed_request
+from headway.types import ChatRequest, ImagePart, Message, TextPart, ToolCall, ToolSpec
+from headway.wire.openai.ingress import _number, parse_chat_request, parse_embed_request
 
 USER = {"role": "user", "content": "hi"}
 
@@ -303,3 +303,65 @@ def test_embed_rejections(payload: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequest) as exc:
         parse_embed_request(payload)
     assert exc.value.param == param
+
+
+def test_every_field_lands_in_its_place() -> None:
+    """The request is built positionally: each parsed field must be the one of its name."""
+    fn = {"name": "f", "parameters": {"type": "object"}}
+    got = parse_chat_request(
+        body(
+            max_tokens=5,
+            temperature=1.5,
+            top_p=0.25,
+            stop=["a", "b"],
+            tools=[{"type": "function", "function": fn}],
+            tool_choice="required",
+            parallel_tool_calls=False,
+            response_format={"type": "json_object"},
+            seed=3,
+            n=4,
+            user="u",
+            metadata={"k": "v"},
+            stream=True,
+            stream_options={"include_usage": True},
+            other=1,
+        )
+    )
+    want = ChatRequest(
+        model="gpt-4o",
+        messages=(Message("user", "hi"),),
+        max_tokens=5,
+        temperature=1.5,
+        top_p=0.25,
+        stop=("a", "b"),
+        tools=(ToolSpec("f", None, {"type": "object"}, None),),
+        tool_choice="required",
+        parallel_tool_calls=False,
+        response_format={"type": "json_object"},
+        seed=3,
+        n=4,
+        user="u",
+        metadata={"k": "v"},
+        stream=True,
+        include_usage=True,
+        extra={"other": 1},
+    )
+    assert got == want
+    assert parse_chat_request(body()) == ChatRequest(
+        model="gpt-4o", messages=(Message("user", "hi"),)
+    )
+
+
+@pytest.mark.parametrize("value", [0, 2, 1.5, 0.0, True, -0.1, 2.01, "1", None])
+def test_temperature_shortcut_checks_as_number_does(value: object) -> None:
+    want: object = None
+    if value is not None:
+        try:
+            want = _number(value, "temperature", 0, 2)
+        except InvalidRequest as exc:
+            want = (exc.param, exc.message)
+    try:
+        got: object = parse_chat_request(body(temperature=value)).temperature
+    except InvalidRequest as exc:
+        got = (exc.param, exc.message)
+    assert got == want

@@ -51,7 +51,10 @@ class EventBus:
 
     def wants(self, kind: str) -> bool:
         """Lets a hot path skip building an event nobody listens to."""
-        return bool(self._listeners(kind))
+        found = self._resolved.get(kind)  # `_listeners`' lookup inline: once or more per call
+        if found is None:
+            found = self._listeners(kind)
+        return len(found) > 0
 
     def emit(self, kind: str, **data: Any) -> None:
         listeners = self._listeners(kind)

@@ -210,6 +210,12 @@ def record_success(state: BreakerState, policy: BreakerPolicy, now: float) -> Br
     call, without `record`'s dispatch (reading an `Outcome` member costs ~1,000 instructions)."""
     if state.status != CLOSED:
         return record(state, policy, now, Outcome.SUCCESS, probe=False)
+    idx = int(now // policy.bucket_s)
+    buckets = state.buckets
+    if buckets and buckets[-1][0] == idx and buckets[0][0] > idx - BUCKETS:
+        # `_count`'s common case inline: only the newest bucket changes
+        _, n, f = buckets[-1]
+        return BreakerState(CLOSED, 0, (*buckets[:-1], (idx, n + 1, f)))
     return BreakerState(CLOSED, 0, _count(state, policy, now, False))
 
 

@@ -22,7 +22,7 @@ from headway.context import Served
 from headway.errors import AllAttemptsFailed, Attempt, HeadwayError, UpstreamTimeout
 from headway.providers.base import AttemptContext, Capabilities, Provider
 from headway.routing.cursor import Cursor
-from headway.routing.deadline import attempt_deadline, within
+from headway.routing.deadline import within
 from headway.routing.hedge import hedge_delay
 from headway.routing.policy import Member, Resilience, RoutePolicy
 from headway.routing.race import Runner, race
@@ -120,7 +120,10 @@ class Chain:
         # Built field by field: `dataclasses.replace` costs several microseconds per attempt
         # (tests/routing check that every field of AttemptContext is carried over).
         if not stream:
-            deadline = attempt_deadline(start, ctx.deadline, policy.attempt_timeout_s)
+            # `attempt_deadline` inline (every chat attempt): the earlier of the two
+            deadline = start + policy.attempt_timeout_s
+            if ctx.deadline is not None and ctx.deadline <= deadline:
+                deadline = ctx.deadline
             return AttemptContext(
                 ctx.request_id,
                 deadline,
@@ -222,16 +225,6 @@ class Chain:
         else:
             cur.released(m, probe)
 
-    def _first_alone(self, now: float, deadline: float | None, skip: frozenset[str]) -> bool:
-        """Whether the first member can be tried before a cursor exists: nothing to skip, no
-        hedge, the deadline not passed, and its breaker closed on the memory store (admitting
-        it would change nothing). Nearly every call is answered by that one attempt; a cursor is
-        built only when it fails, and goes on exactly as if it had handed the attempt out."""
-        if skip or self._hedged or (deadline is not None and now >= deadline):
-            return False
-        breakers = self.res.breakers
-        return breakers.sync and breakers.closed_now(self.members[0].name, self.policy.breaker)
-
     async def chat_with(
         self,
         request: ChatRequest,
@@ -240,32 +233,46 @@ class Chain:
         skip: frozenset[str] = frozenset(),
     ) -> ChatResponse:
         """`skip`: members not to try (the limits stage found them without capacity)."""
-        clock = self.res.clock
+        res = self.res
+        clock = res.clock
         now = clock.monotonic()
         self.budget.record_call(now)
-        if not self._first_alone(now, ctx.deadline, skip):
-            return await self._chat_on(self.cursor(ctx.deadline, served, skip), request, ctx)
         m = self.members[0]
+        # The first member is tried before a cursor exists when nothing is to be skipped, there
+        # is no hedge, the deadline has not passed and its breaker is closed on the memory store
+        # (admitting it would change nothing). Nearly every call is answered by that attempt; a
+        # cursor is built only when it fails, and goes on as if it had handed the attempt out.
+        breakers = res.breakers
+        deadline = ctx.deadline
+        if (
+            skip
+            or self._hedged
+            or (deadline is not None and now >= deadline)
+            or not breakers.sync
+            or not breakers.closed_now(m.name, self.policy.breaker)
+        ):
+            return await self._chat_on(self.cursor(deadline, served, skip), request, ctx)
         served.attempts += 1
         failure: HeadwayError | None = None
-        began = clock.monotonic()
-        # `_attempt` inlined: a coroutine fewer on the path nearly every call takes
-        actx = self.attempt_context(ctx, m, began)
+        # `_attempt` inlined: a coroutine fewer on the path nearly every call takes; the attempt
+        # starts at `now` (the checks since are a few instructions) and its end is read once
+        actx = self.attempt_context(ctx, m, now)
         try:
             try:
                 response = await self._bounded(m, request, actx)
             except TimeoutError:
-                raise _no_answer(m, actx, began) from None
-            self._windows[m.name].add(clock.monotonic() - began)
+                raise _no_answer(m, actx, now) from None
         except HeadwayError as exc:
             failure = exc
         finally:
-            served.upstream_s += clock.monotonic() - began
+            took = clock.monotonic() - now
+            served.upstream_s += took
         if failure is not None:
             cur = self.cursor(ctx.deadline, served, skip)
             cur.took(0, probe=False)
             return await self._chat_on(cur, request, ctx, failure)
-        self.res.breakers.succeeded_now(m.name, self.policy.breaker)
+        self._windows[m.name].add(took)
+        breakers.succeeded_now(m.name, self.policy.breaker)
         return _answered(served, m, 0, response)
 
     async def _chat_on(

@@ -151,6 +151,15 @@ class RetryBudget:
         return sum(b[1] for b in self._buckets), sum(b[2] for b in self._buckets)
 
     def record_call(self, now: float) -> None:
+        # `_bucket`'s common case inline (every call passes here): the newest bucket, nothing
+        # expired
+        idx = int(now // self._width)
+        buckets = self._buckets
+        if buckets:
+            last = buckets[-1]
+            if last[0] == idx and buckets[0][0] >= idx - self._span:
+                last[1] += 1
+                return
         self._bucket(now)[1] += 1
 
     def can_retry(self, now: float) -> bool:

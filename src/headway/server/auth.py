@@ -29,8 +29,10 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     auth = headers.get("authorization")
     if auth is not None:
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+        if scheme.lower() == "bearer":
+            token = token.strip()
+            if token:
+                return token
     key = headers.get("x-api-key")
     return key.strip() if key and key.strip() else None
 
@@ -69,18 +71,20 @@ class Authenticator:
         return self.require_admin(found) if admin and isinstance(found, Principal) else found
 
     def _known(self, headers: Mapping[str, str]) -> Principal | str:
+        # once per request: `enabled` and `_key_resolver` read inline (calls fewer)
         token = bearer_token(headers)
+        master = self._master
         if token is None:
-            if self.enabled:
+            if master is not None:
                 raise AuthenticationFailed(
                     "You didn't provide an API key. Send it as `Authorization: Bearer <key>` "
                     "or `x-api-key: <key>`.",
                     code="missing_api_key",
                 )
             return ANONYMOUS
-        if self._master is not None and hmac.compare_digest(token.encode(), self._master):
-            return MASTER
-        if not self.enabled and self._key_resolver() is None:
+        if master is not None:
+            return MASTER if hmac.compare_digest(token.encode(), master) else token
+        if self._resolver is None and self._extras.get("key_resolver") is None:
             return ANONYMOUS  # auth is off: an unknown key is just an anonymous caller
         return token
 

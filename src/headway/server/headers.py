@@ -21,11 +21,14 @@ class _Pairs:
     """Ready `(name, value)` header pairs for values that repeat (cache kinds, route and
     deployment names): encoded once per process instead of once per response."""
 
-    __slots__ = ("_by", "_name")
+    __slots__ = ("_by", "_name", "known")
 
     def __init__(self, name: bytes) -> None:
         self._name = name
         self._by: dict[str, Header] = {}
+        #: the pair of a value seen before, or None: the dict's own `get`, a C call where
+        #: `self(value)` is a Python one (three per response)
+        self.known = self._by.get
 
     def __call__(self, value: str) -> Header:
         pair = self._by.get(value)
@@ -54,11 +57,14 @@ def _name(name: str) -> bytes:
 
 def served_headers(served: Served, out: Headers) -> None:
     """Append the `x-headway-*`, `x-ratelimit-*` and stage-provided headers to `out`."""
-    out.append(_cache(served.cache))
-    if served.route is not None:
-        out.append(_route(served.route))
-    if served.deployment is not None:
-        out.append(_deployment(served.deployment))
+    cache = served.cache
+    out.append(_cache.known(cache) or _cache(cache))
+    route = served.route
+    if route is not None:
+        out.append(_route.known(route) or _route(route))
+    deployment = served.deployment
+    if deployment is not None:
+        out.append(_deployment.known(deployment) or _deployment(deployment))
         depth = served.fallback_depth
         if 0 <= depth < len(_DEPTHS):
             out.append(_DEPTHS[depth])

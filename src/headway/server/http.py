@@ -48,18 +48,27 @@ class Request:
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(
-                f"We could not parse the JSON body of your request: {exc}. "
-                "Send a JSON object with Content-Type: application/json."
-            ) from exc
+            raise _malformed(exc) from exc
 
     def json_object(self) -> dict[str, Any]:
-        value = self.json()
+        # `json` inline: a call fewer on every chat request
+        try:
+            value = orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise _malformed(exc) from exc
         if not isinstance(value, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         return value
 
 
+def _malformed(exc: orjson.JSONDecodeError) -> InvalidRequest:
+    return InvalidRequest(
+        f"We could not parse the JSON body of your request: {exc}. "
+        "Send a JSON object with Content-Type: application/json."
+    )
+
+
+# Built positionally on the hot paths (openai_routes): keep the field order.
 @dataclass(slots=True)
 class Response:
     body: bytes = b""

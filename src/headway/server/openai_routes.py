@@ -16,7 +16,7 @@ from headway.clock import Clock
 from headway.errors import ModelNotFound
 from headway.gateway import Gateway
 from headway.server.calls import build_call
-from headway.server.http import Request, Response, StreamResponse
+from headway.server.http import JSON, Request, Response, StreamResponse
 from headway.server.relay import Relay, first_chunk
 from headway.server.routes import Router, ServerContext
 from headway.types import ModelInfo
@@ -61,12 +61,11 @@ class OpenAIRoutes:
         request = parse_chat_request(req.json_object())
         call = build_call(req, request, "openai")
         if not request.stream:
-            resp = await self._gateway.chat(call=call)
+            resp = await self._gateway.chat_call(call)
             served = call.served
             render = self._rendered if served.cache in _HITS else chat_response_json
-            return Response(
-                render(resp, request.model, created=int(self._clock.time())), served=served
-            )
+            body = render(resp, request.model, created=int(self._clock.time()))
+            return Response(body, 200, JSON, [], served)  # positional: cheaper than keywords
         stream = self._gateway.stream(call=call)
         first = await first_chunk(stream)
         encoder = ChatStreamEncoder(

@@ -38,6 +38,22 @@ class _StrayResponse(Exception):
     pass
 
 
+#: raw header name -> lower-cased text, learnt as responses arrive (bounded: a misbehaving
+#: upstream cannot grow it)
+_NAMES: dict[bytes, str] = {}
+_NAMES_MAX = 512
+_NAME_MAX_LEN = 64
+#: the plain dict's own `get`: `Headers` overrides it to lower-case the name asked for
+_dict_get = dict.get
+
+
+def _name(raw: bytes) -> str:
+    name = raw.lower().decode("latin-1")
+    if len(raw) < _NAME_MAX_LEN and len(_NAMES) < _NAMES_MAX:
+        _NAMES[raw] = name
+    return name
+
+
 class Deadlines:
     """Time limits of many waits on one loop timer, armed for the earliest.
 
@@ -197,9 +213,23 @@ class Connection(asyncio.Protocol):
 
     async def wait_done(self, deadline: float | None) -> bool:
         """True once the body is complete or the response failed; False on the deadline."""
-        self.collect()
+        self._collect = True  # `collect()` inline: once per request
+        if self._paused:
+            self._resume()
+        # `wait` inline (every whole-body request waits here): a coroutine fewer per request
+        deadlines = None if deadline is None else self._pool.deadlines
         while not self.done and self.error is None:
-            if not await self.wait(deadline):
+            waiter: asyncio.Future[bool] = self._loop.create_future()
+            self._waiter = waiter
+            if deadlines is not None:
+                deadlines.add(deadline, waiter)  # type: ignore[arg-type] # not None here
+            try:
+                woke = await waiter
+            finally:
+                self._waiter = None
+                if deadlines is not None:
+                    deadlines.finished()
+            if not woke:
                 return False
         return True
 
@@ -297,10 +327,15 @@ class Connection(asyncio.Protocol):
             raise _StrayResponse
 
     def on_header(self, name: bytes, value: bytes | None) -> None:
-        self.headers.add(
-            name.lower().decode("latin-1"),
-            value.decode("utf-8", "surrogateescape") if value else "",
-        )
+        # once per response header: names from a table (an upstream sends the same few on every
+        # response) and `Headers.add` inline, a Python call fewer each
+        key = _NAMES.get(name)
+        if key is None:
+            key = _name(name)
+        text = value.decode("utf-8", "surrogateescape") if value else ""
+        headers = self.headers
+        old = _dict_get(headers, key)
+        headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -315,9 +350,10 @@ class Connection(asyncio.Protocol):
             self.keep_alive = False
             self.done = True
         elif status not in (204, 304):
+            # the names are stored lower-cased: the plain dict's lookups, not `Headers`' own
             headers = self.headers
-            chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-            self._until_close = not chunked and "content-length" not in headers
+            chunked = "chunked" in _dict_get(headers, "transfer-encoding", "").lower()
+            self._until_close = not chunked and _dict_get(headers, "content-length") is None
         self._wake()
 
     def on_body(self, body: bytes) -> None:

@@ -190,8 +190,8 @@ class Transport:
         self._ssl = ssl_context
         self._pools: dict[str, Pool] = {}  # origin -> pool
         self._bases: dict[str, _Base] = {}  # base URL -> its origin and pool
-        self._lines: dict[tuple[str, ...], bytes] = {}  # (base, method, path, query) -> line
-        self._blocks: dict[tuple[Any, ...], tuple[bytes, bool]] = {}  # header set -> bytes
+        #: (base, method, path, header items, has body, query...) -> (head bytes, safe to repeat)
+        self._heads: dict[tuple[Any, ...], tuple[bytes, bool]] = {}
         self._closed = False
 
     # ---- pools and request bytes --------------------------------------------------------------
@@ -223,25 +223,26 @@ class Transport:
         self, base_url: str, base: _Base, call: HttpCall, headers: Mapping[str, str]
     ) -> tuple[bytes, bool]:
         """The request to write, and whether it may be sent twice."""
-        key: tuple[str, ...] = (base_url, call.method, call.path)
+        # one cache for the request line and the header block: one key and one lookup per
+        # request (the line and the headers repeat together: one provider's calls)
+        has_body = call.body is not None
+        items = tuple(headers.items())
+        key: tuple[Any, ...] = (base_url, call.method, call.path, items, has_body)
         if call.query:
             key += tuple(f"{k}={v}" for k, v in call.query.items())
-        line = self._lines.get(key)
-        if line is None:
+        cached = self._heads.get(key)
+        if cached is None:
+            # checked in the order the request is built: the line, the body, the headers
             line = request_line(base.origin, call.method, call.path, call.query)
-            if len(self._lines) >= _MAX_CACHED:
-                self._lines.clear()
-            self._lines[key] = line
-        body = None if call.body is None else orjson.dumps(call.body)
-        block_key = (tuple(headers.items()), body is not None)
-        block = self._blocks.get(block_key)
-        if block is None:
-            block = header_block(headers, body is not None)
-            if len(self._blocks) >= _MAX_CACHED:
-                self._blocks.clear()
-            self._blocks[block_key] = block
-        safe = block[1] or call.method in _IDEMPOTENT
-        return with_body(line + block[0], call.method, body), safe
+            body = orjson.dumps(call.body) if has_body else None
+            block, keyed = header_block(headers, has_body)
+            cached = (line + block, keyed or call.method in _IDEMPOTENT)
+            if len(self._heads) >= _MAX_CACHED:
+                self._heads.clear()
+            self._heads[key] = cached
+        else:
+            body = orjson.dumps(call.body) if has_body else None
+        return with_body(cached[0], call.method, body), cached[1]
 
     async def _exchange(
         self,
@@ -259,7 +260,7 @@ class Transport:
         data, safe = self._request_bytes(base_url, base, call, headers)
         head = call.method == "HEAD"
         for attempt in (1, 2):
-            conn = await pool.acquire(deadline)
+            conn = pool.take_idle() or await pool.acquire(deadline)  # the first: no coroutine
             conn.send(data, collect=whole, head=head)
             try:
                 if whole:

@@ -93,8 +93,9 @@ class Pool:
 
     # ---- getting a connection -----------------------------------------------------------------
 
-    async def acquire(self, deadline: float | None) -> Connection:
-        """A connection ready for a request, marked in use. `deadline` is loop time."""
+    def take_idle(self) -> Connection | None:
+        """An idle connection ready for a request, marked in use, or None: `acquire` without
+        a coroutine, for the usual request, which finds one."""
         idle = self._idle
         while idle:
             conn = idle.pop()
@@ -103,6 +104,13 @@ class Pool:
                 conn.in_use = True
                 return conn
             self._free_slot(conn)  # closed by the server; its connection_lost is still pending
+        return None
+
+    async def acquire(self, deadline: float | None) -> Connection:
+        """A connection ready for a request, marked in use. `deadline` is loop time."""
+        conn = self.take_idle()
+        if conn is not None:
+            return conn
         if self.closed:
             raise UpstreamError("the upstream transport is closed")
         if self._open < self.limit and not self._waiters:

@@ -116,7 +116,8 @@ _PREFIX = "anthropic-ratelimit-"
 def ratelimit_snapshot(headers: Mapping[str, str], now: float) -> RateLimitSnapshot | None:
     """Reset values are RFC 3339 instants at which the bucket is fully refilled (providers.md
     4.8); they are absolute already, so `now` only stamps the observation."""
-    found = {k.lower(): v for k, v in headers.items() if k.lower().startswith(_PREFIX)}
+    # every header of every answer passes here: each name lower-cased once
+    found = {name: v for k, v in headers.items() if (name := k.lower()).startswith(_PREFIX)}
     if not found:
         return None
     snapshot = RateLimitSnapshot(observed_at=now)

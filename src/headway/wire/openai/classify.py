@@ -37,6 +37,7 @@ from headway.errors import (
     UpstreamTimeout,
 )
 from headway.providers.base import RateLimitSnapshot
+from headway.transport.headers import Headers
 from headway.wire.util import body_text, loads_object, parse_retry_after
 
 _CONTEXT_CODES = frozenset(
@@ -102,8 +103,9 @@ def retry_hint(message: str) -> float | None:
 
 
 def _lower(headers: Mapping[str, str]) -> Mapping[str, str]:
-    # aiohttp's multidicts are case-insensitive already; plain dicts (tests, other callers) not.
-    if isinstance(headers, dict):
+    # The transport's `Headers` (a dict) and aiohttp's multidicts are case-insensitive already:
+    # no copy of every response header. Plain dicts (tests, other callers) are not.
+    if isinstance(headers, dict) and not isinstance(headers, Headers):
         return {k.lower(): v for k, v in headers.items()}
     return headers
 
@@ -237,26 +239,35 @@ def _count(value: str | None) -> int | None:
     return n if n >= 0 else None
 
 
+#: (limit, reset, remaining) header names of each bucket, built once rather than per response
+_REQUESTS = (
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-remaining-requests",
+)
+_TOKENS = ("x-ratelimit-limit-tokens", "x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens")
+
+
 def _bucket(
-    get: Callable[[str], str | None], kind: str, now: float
+    get: Callable[[str], str | None], names: tuple[str, ...], now: float
 ) -> tuple[int | None, int | None, float | None]:
-    """(limit, remaining, reset_at) for `requests` or `tokens`. A negative limit is Azure's
+    """(limit, remaining, reset_at) for `_REQUESTS` or `_TOKENS`. A negative limit is Azure's
     "not applicable" sentinel: the bucket's other values (a `0` reset) mean nothing then."""
-    raw_limit = get(f"x-ratelimit-limit-{kind}")
+    raw_limit = get(names[0])
     limit = _count(raw_limit)
     if raw_limit is not None and limit is None:
         return None, None, None
-    seconds = parse_duration(get(f"x-ratelimit-reset-{kind}"))
+    seconds = parse_duration(get(names[1]))
     reset = None if seconds is None else now + seconds
-    return limit, _count(get(f"x-ratelimit-remaining-{kind}")), reset
+    return limit, _count(get(names[2])), reset
 
 
 def ratelimit_snapshot(headers: Mapping[str, str], now: float) -> RateLimitSnapshot | None:
     """The six `x-ratelimit-*` headers (any subset) -> a snapshot with absolute reset times.
     None when the response carried none of them (local servers never do)."""
     get = _lower(headers).get
-    req = _bucket(get, "requests", now)
-    tok = _bucket(get, "tokens", now)
+    req = _bucket(get, _REQUESTS, now)
+    tok = _bucket(get, _TOKENS, now)
     if req == (None, None, None) and tok == (None, None, None):
         return None
     return RateLimitSnapshot(

@@ -132,15 +132,16 @@ def _tool_choice(choice: str) -> str | dict[str, Any]:
 
 
 def chat_body(request: ChatRequest, model: str, options: OpenAIOptions) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [
-            message_json(m, developer_role=options.developer_role) for m in request.messages
-        ],
-    }
+    turns = request.messages
+    developer_role = options.developer_role
+    if len(turns) == 1:  # a single turn, as many calls are: no comprehension frame
+        messages = [message_json(turns[0], developer_role=developer_role)]
+    else:
+        messages = [message_json(m, developer_role=developer_role) for m in turns]
+    body: dict[str, Any] = {"model": model, "messages": messages}
     extra = request.extra
     cap = request.max_tokens
-    if cap is None:  # a caller may have sent either spelling as an unknown field
+    if cap is None and extra:  # a caller may have sent either spelling as an unknown field
         cap = extra.get("max_completion_tokens", extra.get("max_tokens"))
     if cap is not None:
         body[options.max_tokens_param or max_tokens_param_for(model)] = cap
