@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
+
 from headway.server.relay import Relay, first_chunk
 from headway.types import ChatChunk
 
@@ -65,3 +67,47 @@ async def test_aclose_before_the_first_frame_closes_the_upstream() -> None:
     await relay.aclose()
     assert up.closed
     assert await body(relay) == []
+
+
+async def pumped(relay: Relay) -> list[bytes]:
+    frames: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        frames.append(data)
+
+    await relay.pump(send)
+    return frames
+
+
+async def test_pump_sends_the_frames_iterating_gives() -> None:
+    def relays() -> list[Relay]:
+        up = Upstream("a", "", "b", "")
+        first = ChatChunk(id="c1", model="m", text="")
+        return [
+            Relay(first, up, feed=feed, finish=lambda: b"<end>", start=lambda: b"<start>"),
+            Relay(None, Upstream(), feed=feed, finish=lambda: b"<end>", start=lambda: b"<s>"),
+            Relay(first, Upstream("x"), feed=feed, finish=lambda: b"<end>"),
+        ]
+
+    iterated = [await body(relay) for relay in relays()]
+    assert iterated[2] == [b"", b"[x]", b"<end>"]  # an empty first frame is still a frame
+    assert [await pumped(relay) for relay in relays()] == iterated
+
+
+async def test_pump_raises_the_stream_error_after_the_frames_before_it() -> None:
+    class Breaks(Upstream):
+        async def __anext__(self) -> ChatChunk:
+            if not self._texts:
+                raise RuntimeError("cut")
+            return await super().__anext__()
+
+    frames: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        frames.append(data)
+
+    up = Breaks("a", "b")
+    relay = Relay(await first_chunk(up), up, feed=feed, finish=lambda: b"<end>")
+    with pytest.raises(RuntimeError, match="cut"):
+        await relay.pump(send)
+    assert frames == [b"[a]", b"[b]"]

@@ -252,3 +252,62 @@ def test_arbitrary_bytes_never_raise_and_chunking_never_matters(
 ) -> None:
     cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=8))
     assert parse_chunked(raw, cuts) == parse(raw)
+
+
+def parse_fast(chunks: list[bytes]) -> list[SSEEvent]:
+    """What the HTTP provider does: `data_only` first, `feed` when it declines."""
+    parser = SSEParser()
+    events: list[SSEEvent] = []
+    for chunk in chunks:
+        raw = parser.data_only(chunk)
+        events += [SSEEvent(raw)] if raw is not None else parser.feed(chunk)
+    return events + parser.flush()
+
+
+def test_data_only_takes_exactly_a_lone_data_line() -> None:
+    parser = SSEParser()
+    assert parser.data_only(b'data: {"a":1}\n\n') == b'{"a":1}'
+    assert parser.data_only(b"data: \n\n") == b""
+    for other in (
+        b"data: a\ndata: b\n\n",  # two lines
+        b"data: a\r\n\r\n",  # line endings to normalise
+        b"data:a\n\n",  # no space: still an event, for `feed`
+        b"data: a\n",  # not ended
+        b"event: x\ndata: a\n\n",
+        b": ping\n\n",
+        b"",
+    ):
+        assert SSEParser().data_only(other) is None
+    parser.feed(b"data: par")  # an event still arriving
+    assert parser.data_only(b"data: b\n\n") is None
+    with_id = SSEParser()
+    with_id.feed(b"id: 7\ndata: x\n\n")  # the id would have to ride on the next events
+    assert with_id.data_only(b"data: b\n\n") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b'data: {"a":1}\n\n',
+                b"data: [DONE]\n\n",
+                b"data: x\n",
+                b"\n",
+                b"\r",
+                b"\r\n\r\n",
+                b": ping\n\n",
+                b"id: 3\n",
+                b"event: e\n",
+                b"data: y",
+                b"\xef\xbb\xbf",
+                b"",
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_data_only_then_feed_gives_the_events_of_feed(chunks: list[bytes]) -> None:
+    parser = SSEParser()
+    plain = [e for chunk in chunks for e in parser.feed(chunk)] + parser.flush()
+    assert parse_fast(chunks) == plain

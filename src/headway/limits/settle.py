@@ -192,21 +192,26 @@ async def settled_stream(
     usage: Usage | None = None
     parts: list[str] = []
     started = False
+    ended = False
     chunks = nxt(call)
     try:
         async for chunk in chunks:
             started = True
             if chunk.usage is not None:
                 usage = chunk.usage
-            if chunk.text:
-                parts.append(chunk.text)
+            text = chunk.text
+            if text:
+                parts.append(text)
             if chunk.tool_calls:  # rare: no loop set up per text chunk
                 for delta in chunk.tool_calls:
                     parts.append((delta.name or "") + delta.arguments)
             yield chunk
+        ended = True
     finally:
         try:
-            # the client went away: close the upstream stream too, before accounting
-            await aclose(chunks)
+            # the client went away: close the upstream stream too, before accounting (a stream
+            # that ended is closed already)
+            if not ended:
+                await aclose(chunks)
         finally:
             await end(call, token, usage, started, parts)

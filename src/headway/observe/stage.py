@@ -126,7 +126,9 @@ class ObserveStage:
         finally:
             try:
                 # a caller that went away: the inner stages settle (cost) before we record
-                await aclose(chunks)
+                # (a stream that ended has settled: its generator is over)
+                if outcome != "ok":
+                    await aclose(chunks)
             finally:
                 self._record(call, started, outcome, stream=True)
 

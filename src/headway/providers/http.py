@@ -10,14 +10,15 @@ The provider enforces the attempt's time limits itself, so the resilience layer 
 - `ctx.stall_timeout` bounds the silence between stream events (SSE keep-alive comments do not
   count): a stall before the first chunk is `UpstreamTimeout`, after it `StreamInterrupted`.
 The waits themselves run on the event loop's timers (they guard real sockets): one
-`StreamWatchdog` per stream, not a timeout per read.
+`StreamWatchdog` per stream, not a timeout per read; none at all for a stream a chain on the
+system clock already watches with the same limits (`stream_watched`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -88,10 +89,16 @@ class _Relay:
     """Body bytes -> the chunks to hand out. A bare role announcement is held back to ride on the
     first real chunk, so a chain may still fall back until real output has been handed out."""
 
-    __slots__ = ("decoder", "error", "held", "parser")
+    __slots__ = ("decoder", "error", "feed_data", "held", "parser")
 
     def __init__(self, decoder: StreamDecoder) -> None:
         self.decoder = decoder
+        #: the decoder's `feed_data` (an event as its data alone), if it has one: the common
+        #: frame, a single `data:` line (`SSEParser.data_only`), is then decoded without the
+        #: SSEEvent and the lists of `feed` (`HttpProvider._stream` does it, once per event)
+        self.feed_data: Callable[[bytes], ChatChunk | None] | None = getattr(
+            decoder, "feed_data", None
+        )
         self.parser = SSEParser()
         self.held: str | None = None  # a role announced before any output
         #: an error met after the chunks `feed` returned: raise it once they are handed out
@@ -250,12 +257,38 @@ class HttpProvider:
             response.model = self.model
         return response
 
-    async def stream(self, request: ChatRequest, ctx: AttemptContext) -> AsyncIterator[ChatChunk]:
+    def stream(self, request: ChatRequest, ctx: AttemptContext) -> AsyncIterator[ChatChunk]:
+        return self._stream(request, ctx, watched=False)
+
+    def stream_watched(self, request: ChatRequest, ctx: AttemptContext) -> AsyncIterator[ChatChunk]:
+        """`stream` for a caller that enforces `ctx`'s limits itself around every read of this
+        stream (a chain on the system clock: its watchdog times the first token from before
+        this call, the stall since the last chunk it took and `ctx.deadline`). This stream then
+        runs no watchdog of its own unless one of its own limits can pass first
+        (`_needs_watchdog`): one timer and one `begin` per event fewer. Needs `bounds_deadlines`
+        (the caller's limits and these on the same clock)."""
+        return self._stream(request, ctx, watched=True)
+
+    def _needs_watchdog(self, ctx: AttemptContext, remaining: float) -> bool:
+        """Whether a watched stream still needs its own watchdog: when `timeout_s` ends it
+        before `ctx.deadline`, or when its stall limit, which here also counts between events
+        before the first token, is shorter than the first-token limit. Otherwise the caller's
+        limits always pass first (its first-token limit counts from earlier, its stall limit
+        from a later moment than this stream's would), so the caller's error is the one seen."""
+        if ctx.deadline is None or remaining >= self._timeout_s:
+            return True
+        stall = ctx.stall_timeout
+        return stall is not None and (ctx.ttft_timeout is None or stall < ctx.ttft_timeout)
+
+    async def _stream(
+        self, request: ChatRequest, ctx: AttemptContext, *, watched: bool
+    ) -> AsyncIterator[ChatChunk]:
         if not request.stream:
             request = replace(request, stream=True)
         call = self._paths.route(self._wire.chat_call(request, self.model))
         start = _monotonic()
-        end = start + self._remaining(ctx)
+        remaining = self._remaining(ctx)
+        end = start + remaining
         ttft_end = start + ctx.ttft_timeout if ctx.ttft_timeout is not None else None
         try:
             async with self._transport.stream(
@@ -278,33 +311,62 @@ class HttpProvider:
                 # Read and decode here rather than in a generator of its own: each generator
                 # layer costs every chunk a resumption.
                 relay = _Relay(self._wire.stream_decoder(request, self.model))
-                dog = StreamWatchdog(
-                    SYSTEM_CLOCK,
-                    _monotonic(),
-                    end=end,
-                    first=ttft_end,
-                    stall=ctx.stall_timeout,
-                    stall_first=True,
-                )
+                decoder = relay.decoder
+                data_only = relay.parser.data_only
+                feed_data = relay.feed_data
+                dog: StreamWatchdog | None = None
+                if not watched or self._needs_watchdog(ctx, remaining):
+                    dog = StreamWatchdog(
+                        SYSTEM_CLOCK,
+                        _monotonic(),
+                        end=end,
+                        first=ttft_end,
+                        stall=ctx.stall_timeout,
+                        stall_first=True,
+                    )
                 eof = False
                 try:
-                    while not relay.decoder.done and not eof:
-                        dog.begin()
-                        try:
+                    while not decoder.done and not eof:
+                        if dog is None:  # watched: the caller times this wait
                             data = await up.next_chunk(None)
-                        except asyncio.CancelledError:
-                            if dog.expired():
-                                raise self._timeout(dog.fired, dog.started, ctx) from None
-                            raise
-                        finally:
-                            dog.waiting = False
+                        else:
+                            dog.begin()
+                            try:
+                                data = await up.next_chunk(None)
+                            except asyncio.CancelledError:
+                                if dog.expired():
+                                    raise self._timeout(dog.fired, dog.started, ctx) from None
+                                raise
+                            finally:
+                                dog.waiting = False
                         eof = not data
+                        if feed_data is not None and (raw := data_only(data)) is not None:
+                            # Nearly every frame: one `data:` line, one chunk at most, decoded
+                            # without `_Relay.feed`'s lists; its hold-back inlined (per event).
+                            one = feed_data(raw)  # one event: its error has no output to follow
+                            if dog is not None:
+                                dog.last = _monotonic()
+                            if one is None:
+                                continue
+                            if not (one.text or one.tool_calls or one.finish_reason or one.usage):
+                                relay.held = one.role or relay.held
+                                continue
+                            held = relay.held
+                            if held is not None:
+                                if one.role is None:
+                                    one.role = held
+                                relay.held = None
+                            if dog is not None:
+                                dog.started = True  # only lifts the first-token limit: no re-arm
+                            yield one
+                            continue
                         chunks = relay.feed(data)
                         if chunks is None:
                             continue  # keep-alive comments do not count as life
-                        dog.last = _monotonic()
-                        if chunks:
-                            dog.started = True  # only lifts the first-token limit: no re-arm
+                        if dog is not None:
+                            dog.last = _monotonic()
+                            if chunks:
+                                dog.started = True  # only lifts the first-token limit: no re-arm
                         for chunk in chunks:
                             yield chunk
                         if relay.error is not None:
@@ -312,7 +374,8 @@ class HttpProvider:
                     for chunk in relay.decoder.finish():
                         yield chunk
                 finally:
-                    dog.close()
+                    if dog is not None:
+                        dog.close()
                 await up.drain(self._drain_timeout_s)
         except HeadwayError as exc:
             self._tag(exc)

@@ -142,9 +142,26 @@ class Splicer:
         """The chunk to hand to the caller for one received chunk, or None (nothing new)."""
         if self.id is None:
             self.id, self.model, self.created = chunk.id, chunk.model, chunk.created
+        text = chunk.text
+        if (
+            text
+            and self.started
+            and not self._skip
+            and not self._ws
+            and chunk.finish_reason is None
+            and chunk.usage is None
+            and not chunk.tool_calls
+        ):
+            # Nearly every chunk: more text once output started, nothing to skip or trim. What
+            # the general path below does with it, without the checks that cannot apply.
+            self._attempt_out += 1
+            self._parts.append(text)
+            self.delivered_chunks += 1
+            chunk.id, chunk.model, chunk.created = self.id, self.model or "", self.created
+            chunk.role = None
+            return chunk
         if chunk.usage is not None:
             self._attempt_usage = chunk.usage
-        text = chunk.text
         if text:
             self._attempt_out += 1
             if self._skip:

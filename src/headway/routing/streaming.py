@@ -21,7 +21,7 @@ from headway.clock import Clock, SystemClock
 from headway.context import Served
 from headway.errors import Attempt, HeadwayError, InvalidRequest, StreamInterrupted, UpstreamTimeout
 from headway.pipeline import aclose
-from headway.providers.base import AttemptContext
+from headway.providers.base import AttemptContext, Provider
 from headway.routing.chain import Chain
 from headway.routing.cursor import Cursor
 from headway.routing.deadline import after
@@ -49,6 +49,21 @@ def _monotonic(clock: Clock) -> Callable[[], float]:
     return time.monotonic if isinstance(clock, SystemClock) else clock.monotonic
 
 
+#: what opens a provider's stream: `Provider.stream`, or `HttpProvider.stream_watched`
+Opener = Callable[[ChatRequest, AttemptContext], AsyncIterator[ChatChunk]]
+
+
+def _opener(provider: Provider, clock: Clock) -> Opener:
+    """`stream_watched` when the provider keeps its limits on the same clock as the chain (the
+    system clock): the attempt's watchdog times every read of the stream, so the provider need
+    not run a second one for the same limits. Else `stream`."""
+    if isinstance(clock, SystemClock) and getattr(provider, "bounds_deadlines", False):
+        watched: Opener | None = getattr(provider, "stream_watched", None)
+        if watched is not None:
+            return watched
+    return provider.stream
+
+
 def _is_first_token(chunk: ChatChunk) -> bool:
     return bool(chunk.text or chunk.tool_calls) or chunk.finish_reason is not None
 
@@ -62,12 +77,13 @@ class _Attempt:
     Not a generator wrapped around the provider's stream: every generator layer costs each chunk
     a resumption, so `stream_call` reads the provider itself and calls `arrived` per chunk."""
 
-    __slots__ = ("actx", "dog", "finished", "first", "name", "res", "stall", "start")
+    __slots__ = ("actx", "dog", "finished", "first", "name", "opener", "res", "stall", "start")
 
     def __init__(self, chain: Chain, m: Member, ctx: AttemptContext) -> None:
         res = chain.res
         self.res = res
         self.name = m.name
+        self.opener = _opener(m.provider, res.clock)
         self.stall = chain.policy.stall_timeout_s
         self.start = start = res.clock.monotonic()
         self.actx = actx = chain.attempt_context(ctx, m, start, stream=True)
@@ -116,7 +132,7 @@ async def attempt_stream(
     att = _Attempt(chain, m, ctx)
     monotonic = _monotonic(chain.res.clock)
     dog = att.dog
-    agen = m.provider.stream(request, att.actx)
+    agen = att.opener(request, att.actx)
     step = agen.__anext__
     try:
         while True:
@@ -251,6 +267,7 @@ async def stream_call(
         sp.begin(mode)
         delivered_before = sp.delivered_chunks
         settled = False
+        ended = False  # the provider's stream is over: nothing to close
         announced = False
         last_chunk = monotonic()
         chunks: AsyncIterator[ChatChunk] | None = None
@@ -261,7 +278,7 @@ async def stream_call(
                 m, chunks = await _hedged_open(chain, cur, m, request, ctx)
             else:
                 att = _Attempt(chain, m, ctx)
-                chunks = m.provider.stream(sp.request_for(mode), att.actx)
+                chunks = att.opener(sp.request_for(mode), att.actx)
             dog = att.dog if att is not None else None
             step = chunks.__anext__
             while True:
@@ -273,6 +290,7 @@ async def stream_call(
                 try:
                     chunk = await step()
                 except StopAsyncIteration:
+                    ended = True
                     if att is not None:
                         att.ended()
                     break
@@ -350,7 +368,7 @@ async def stream_call(
         finally:
             if att is not None:
                 att.dog.close()
-            if chunks is not None:
+            if chunks is not None and not ended:
                 with contextlib.suppress(HeadwayError):
                     await aclose(chunks)
             if not settled:

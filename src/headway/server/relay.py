@@ -7,7 +7,7 @@ rest is pulled lazily by `Relay`, which the format's encoder turns into frames.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from headway.pipeline import aclose
 from headway.types import ChatChunk
@@ -26,11 +26,13 @@ class Relay:
     frame, then `feed(chunk)` per later chunk (chunks that encode to nothing are skipped), then
     `finish()` once the stream ends.
 
-    A class rather than an async generator so `aclose` reaches the gateway's stream even when
-    the body is dropped before its first item (a generator that never started has nothing to
-    close), which is what releases the call's reservations."""
+    A class around a generator rather than the generator alone, so `aclose` reaches the
+    gateway's stream even when the body is dropped before its first item (a generator that
+    never started has nothing to close), which is what releases the call's reservations.
+    `__anext__` hands out the generator's own awaitable: a coroutine of this class per frame
+    cost more than the generator's resumption."""
 
-    __slots__ = ("_feed", "_finish", "_first", "_start", "_state", "_stream")
+    __slots__ = ("_feed", "_finish", "_first", "_frames", "_pumped", "_start", "_stream")
 
     def __init__(
         self,
@@ -41,36 +43,62 @@ class Relay:
         finish: Callable[[], bytes],
         start: Callable[[], bytes] | None = None,
     ) -> None:
-        self._first = first
         self._stream = stream
+        self._first = first
         self._feed = feed
         self._finish = finish
         self._start = start
-        self._state = 0  # 0: not started, 1: relaying, 2: done
+        self._frames = _frames(first, stream, feed, finish, start)
+        self._pumped = False
 
     def __aiter__(self) -> Relay:
         return self
 
-    async def __anext__(self) -> bytes:
-        if self._state == 0:
-            self._state = 1
-            head = self._start() if self._start is not None else b""
-            first, self._first = self._first, None
-            if first is None:
-                self._state = 2
-                return head + self._finish()
-            return head + self._feed(first)
-        while self._state == 1:
-            try:
-                chunk = await anext(self._stream)
-            except StopAsyncIteration:
-                self._state = 2
-                return self._finish()
-            data = self._feed(chunk)
+    def __anext__(self) -> Awaitable[bytes]:
+        return self._frames.__anext__()
+
+    async def pump(self, send: Callable[[bytes], Awaitable[object]]) -> None:
+        """Hand every frame to `send`, in order, as iterating would give them (for a server
+        that writes the body itself, in place of iterating): no generator step per frame.
+        Only on a relay nobody iterated; its errors are the stream's, as iterating raises them.
+        """
+        self._pumped = True
+        stream = self._stream
+        feed = self._feed
+        first = self._first
+        self._first = None  # not kept alive for the whole stream
+        head = self._start() if self._start is not None else b""
+        if first is None:
+            await send(head + self._finish())
+            return
+        await send(head + feed(first))
+        async for chunk in stream:
+            data = feed(chunk)
             if data:
-                return data
-        raise StopAsyncIteration
+                await send(data)
+        await send(self._finish())
 
     async def aclose(self) -> None:
-        self._state = 2
+        if not self._pumped:  # else the generator never started: closing it would start it
+            await self._frames.aclose()
         await aclose(self._stream)
+
+
+async def _frames(
+    first: ChatChunk | None,
+    stream: AsyncIterator[ChatChunk],
+    feed: Callable[[ChatChunk], bytes],
+    finish: Callable[[], bytes],
+    start: Callable[[], bytes] | None,
+) -> AsyncGenerator[bytes, None]:
+    head = start() if start is not None else b""
+    if first is None:
+        yield head + finish()
+        return
+    yield head + feed(first)
+    del first  # not kept alive for the whole stream
+    async for chunk in stream:
+        data = feed(chunk)
+        if data:
+            yield data
+    yield finish()

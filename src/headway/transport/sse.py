@@ -87,6 +87,23 @@ class SSEParser:
         self._scan = len(rest) - 1
         return events
 
+    def data_only(self, chunk: bytes) -> bytes | None:
+        """The data of `chunk` when it is exactly one event of one `data: ` line and the parser
+        holds nothing (no partial event, no event id): nearly every OpenAI frame, read without
+        building an `SSEEvent` or a list. The parser then is as `feed(chunk)` leaves it, which
+        would have returned `[SSEEvent(data)]`. None, with nothing consumed: use `feed`."""
+        if chunk[:6] != b"data: " or chunk[-1] != _LF or chunk[-2] != _LF:
+            return None
+        if self._buf or self._last_id is not None:
+            return None
+        raw = chunk[6:-2]
+        if _LF in raw or _CR in raw:
+            return None  # more lines, or line endings to normalise
+        # starting with `data: `, the chunk has no byte-order mark and no `\n` to swallow
+        self._started = True
+        self._skip_lf = False
+        return raw
+
     def flush(self) -> list[SSEEvent]:
         """Called when the byte stream ends. Complete `data` lines still waiting for their blank
         line are dispatched (servers that close right after `data: [DONE]\\n` are common); a

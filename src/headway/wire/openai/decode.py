@@ -252,16 +252,22 @@ class OpenAIStreamDecoder:
         return self._usage is not None
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
-        data = event.raw
+        chunk = self.feed_data(event.raw)
+        return [] if chunk is None else [chunk]
+
+    def feed_data(self, data: bytes) -> ChatChunk | None:
+        """`feed` for an event given as its data alone (the only field this decoder reads),
+        which the HTTP provider takes straight from the common frame (`SSEParser.data_only`).
+        An event gives one chunk at most."""
         if self.done or not data:
-            return []
+            return None
         if data[0] == 0x5B and data.startswith(b"[DONE]"):  # 0x5B: "["
             self.done = True
-            return [self._final()]
+            return self._final()
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
-            obj = _lenient(event, self._provider)
+            obj = _lenient(SSEEvent(data), self._provider)
         if not isinstance(obj, dict):
             raise StreamInterrupted(
                 f"upstream {self._provider} sent a stream chunk that is not an object",
@@ -280,19 +286,19 @@ class OpenAIStreamDecoder:
             self._usage = parse_usage(usage)
         choices = obj.get("choices")
         if not choices or not isinstance(choices, list):
-            return []  # the usage chunk, or Azure's prompt_filter_results chunk
+            return None  # the usage chunk, or Azure's prompt_filter_results chunk
         choice = choices[0]
         if not isinstance(choice, dict):
-            return []
+            return None
         index = choice.get("index")
-        if isinstance(index, int) and index != 0:
-            return []
+        if index and isinstance(index, int):  # another choice (0, the usual, stops at `index`)
+            return None
         reason = choice.get("finish_reason")
         if reason:
             self._finish = reason
         delta = choice.get("delta")
         if not isinstance(delta, dict):
-            return []
+            return None
         # once per stream event: the common shapes (a string, no tool calls) skip the helpers
         content = delta.get("content")
         text = content if type(content) is str else (_text(content) or "")
@@ -303,12 +309,12 @@ class OpenAIStreamDecoder:
             role = str(delta["role"])
             self._role_sent = True
         if not (text or calls or role):
-            return []
+            return None
         if text:
             self._output.append(text)
         if not self._id:
             self._id = new_id("chatcmpl")
-        return [ChatChunk(self._id, self._model, text, calls, None, None, self._created, role)]
+        return ChatChunk(self._id, self._model, text, calls, None, None, self._created, role)
 
     def _tool_deltas(self, raw: Any) -> tuple[ToolCallDelta, ...]:
         if not raw or not isinstance(raw, list):

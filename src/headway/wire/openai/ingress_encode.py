@@ -159,7 +159,15 @@ class ChatStreamEncoder:
     `finish` is only for a stream that completed: after a failure, send `stream_error_frame`
     and no `[DONE]`, so the caller can tell a cut answer from a whole one."""
 
-    __slots__ = ("_finished", "_head", "_include_usage", "_tail", "usage")
+    __slots__ = (
+        "_finished",
+        "_head",
+        "_include_usage",
+        "_tail",
+        "_text_close",
+        "_text_open",
+        "usage",
+    )
 
     def __init__(self, *, id: str, created: int, model: str, include_usage: bool) -> None:
         head = orjson.dumps(
@@ -167,6 +175,9 @@ class ChatStreamEncoder:
         )
         self._head = b"data: " + head[:-1] + b',"choices":['
         self._tail = b'],"usage":null}\n\n' if include_usage else b"]}\n\n"
+        # what surrounds a text delta, joined once: a text frame is then two concatenations
+        self._text_open = self._head + _TEXT_OPEN
+        self._text_close = _OPEN_CLOSE + self._tail
         self._include_usage = include_usage
         self._finished = False
         #: the latest usage a chunk reported (the last one wins, as in cumulative streams)
@@ -186,7 +197,7 @@ class ChatStreamEncoder:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
             out = self._head + orjson.dumps(choice) + self._tail
         elif chunk.text:
-            out = self._head + _TEXT_OPEN + orjson.dumps(chunk.text) + _OPEN_CLOSE + self._tail
+            out = self._text_open + orjson.dumps(chunk.text) + self._text_close
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.finish_reason is not None and not self._finished:
