@@ -54,9 +54,15 @@ class BudgetAlerts:
         self._thresholds = sorted(set(thresholds))
         self._webhook = webhook_url
 
-    def after_reserve(self, res: Reservation) -> None:
-        for item, used in zip(res.items, res.used, strict=True):
-            if not item.budget or item.limit <= 0:
+    def after_reserve(self, res: Reservation, slots: Sequence[int] | None = None) -> None:
+        """Alert on budgets this reservation carried across a threshold. `slots` are the
+        indices of its budget items, when known (the planner works them out once per caller)."""
+        items, levels = res.items, res.used
+        if slots is None:
+            slots = [i for i, item in enumerate(items) if item.budget]
+        for i in slots:
+            item, used = items[i], levels[i]
+            if item.limit <= 0:
                 continue
             before = used - item.amount
             for t in self._thresholds:

@@ -77,7 +77,11 @@ def lookup(model_id: str, table: dict[str, Price]) -> Price | None:
 
 def cost_micro(usage: Usage, price: Price) -> Decimal:
     """What `usage` costs, in micro-dollars, exactly."""
-    in_rate, out_rate = price.rates(usage.input_tokens)
+    long = price.long_threshold
+    if long is not None and usage.input_tokens > long:
+        in_rate, out_rate = price.rates(usage.input_tokens)
+    else:  # `rates` without the call and its tuple (most prices have no long-context tier)
+        in_rate, out_rate = price.input, price.output
     if not usage.cached_input_tokens and not usage.cache_write_tokens:
         # most calls read and write no prompt cache: the sum below without its two zero terms
         return usage.input_tokens * in_rate + usage.output_tokens * out_rate
@@ -97,7 +101,11 @@ def cost_micro(usage: Usage, price: Price) -> Decimal:
 def worst_case_micro(input_tokens: int, output_tokens: int, price: Price) -> int:
     """The most a call with this many input tokens and this output cap can cost, rounded up.
     Input is charged at the dearer of the plain and the cache-write rate."""
-    in_rate, out_rate = price.rates(input_tokens)
+    long = price.long_threshold
+    if long is not None and input_tokens > long:
+        in_rate, out_rate = price.rates(input_tokens)
+    else:  # `rates` without the call and its tuple
+        in_rate, out_rate = price.input, price.output
     if price.cache_write is not None and price.cache_write > in_rate:
         in_rate = price.cache_write
     return math.ceil(input_tokens * in_rate + output_tokens * out_rate)

@@ -18,8 +18,11 @@ from headway.types import ChatChunk, ChatResponse, FinishReason, ToolCall, ToolC
 ENTRY_VERSION = 1
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Entry:
+    """One stored answer. Treat it as frozen: it is not declared so because one is built per
+    stored answer, and a frozen dataclass sets each field through `object.__setattr__`."""
+
     response: ChatResponse
     stored_at: float  # wall clock, seconds
     expires_at: float

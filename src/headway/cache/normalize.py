@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from itertools import repeat
 
 NORMALIZATION_VERSION = 1
 
@@ -117,6 +118,11 @@ _FILLER_RE = re.compile(
     + "|".join(re.escape(p) for p in sorted(_FILLER_PHRASES, key=len, reverse=True))
     + r")\b"
 )
+#: the first word of each filler phrase. Every phrase has more than one word, so where one
+#: matches, its first word ends a space-separated part of the text that is not the last: a text
+#: without such a part is left alone by `_FILLER_RE` (most are), and need not be scanned by it.
+_FILLER_FIRST = tuple(sorted({p.split(" ")[0] for p in _FILLER_PHRASES}))
+assert all(" " in p for p in _FILLER_PHRASES), "a one-word filler belongs in _FILLER_WORDS"
 
 # Informal spellings folded for the embedder and the guards only (never for the exact key).
 SPELLING = {
@@ -131,6 +137,26 @@ SPELLING = {
 }
 
 _PUNCT_EDGE = re.compile(r"[\"'()\[\]{}]*[.,;:!?]+[\"'()\[\]{}]*(?=\s|$)|(?:(?<=\s)|^)[\"'(\[{]+")
+
+# `_PUNCT_EDGE` word by word. Its matches hold no whitespace and sit at a word's edges (the
+# first branch ends where a word ends, the second starts where one starts), so applied to a
+# text it equals these applied to each of its `split()` words, without scanning every
+# character of the text with the whole pattern. A word that ends in none of `_ENDS` and starts
+# with none of `_OPENERS` is left as it is.
+_OPENERS = "\"'([{"
+_ENDS = frozenset("\"'()[]{}.,;:!?")
+#: the first branch, as a match at the end of one word
+_TAIL = re.compile(r"[\"'()\[\]{}]*[.,;:!?]+[\"'()\[\]{}]*\Z")
+
+
+def _edge_word(word: str) -> str:
+    """What `_PUNCT_EDGE.sub(" ", word)` leaves of one non-empty word without whitespace ("" or
+    one word): an opening run goes (the second branch at its start; when the first branch
+    matches the whole word instead, no word is left either way), then the leftmost ending that
+    the first branch matches."""
+    start = len(word) - len(word.lstrip(_OPENERS))
+    tail = _TAIL.search(word, start)
+    return word[start : tail.start()] if tail is not None else word[start:]
 
 
 def _split_code(text: str) -> list[tuple[bool, str]]:
@@ -164,11 +190,18 @@ def expand_contractions(text: str) -> str:
     return text
 
 
+def _filler_parts(text: str) -> list[str]:
+    """`_FILLER_RE.sub(" ", text).split(" ")`, with the phrase pass only where one may match
+    (`any(map(...))` tests every part but the last in C, without a frame per part)."""
+    parts = text.split(" ")
+    if any(map(str.endswith, parts, repeat(_FILLER_FIRST, len(parts) - 1))):
+        parts = _FILLER_RE.sub(" ", text).split(" ")
+    return parts
+
+
 def strip_filler(text: str) -> str:
     """`text` must already be lowercased with contractions expanded."""
-    text = _FILLER_RE.sub(" ", text)
-    words = [w for w in text.split(" ") if w.strip(".,;:!?") not in _FILLER_WORDS]
-    return " ".join(words)
+    return " ".join([w for w in _filler_parts(text) if w.strip(".,;:!?") not in _FILLER_WORDS])
 
 
 def _normalize_prose(text: str) -> str:
@@ -177,17 +210,31 @@ def _normalize_prose(text: str) -> str:
         text = text.translate(_APOSTROPHES)
     elif "`" in text:  # the only ASCII character _APOSTROPHES maps: skip the slow translate
         text = text.translate(_APOSTROPHES)
-    text = expand_contractions(text.casefold())
-    text = strip_filler(text)
-    text = _PUNCT_EDGE.sub(" ", text)
-    # `\s+` -> " " then strip: re's \s and str.split() agree on what is whitespace, so this is
-    # the same text, several times faster
-    return " ".join(text.split())
+    # `strip_filler`, `_PUNCT_EDGE.sub(" ", text)`, then `\s+` -> " " and strip, in one pass
+    # over the words. A word of `strip_filler` is what lies between two spaces (it may hold
+    # other whitespace); re's \s and str.split() agree on what whitespace is, so `split()`
+    # gives the words `_PUNCT_EDGE` sees.
+    text = text.casefold()
+    if "'" in text or "cannot" in text:  # else `expand_contractions` returns it as it is
+        text = expand_contractions(text)
+    words: list[str] = []
+    for part in _filler_parts(text):
+        if part.strip(".,;:!?") in _FILLER_WORDS:
+            continue
+        for word in part.split():
+            if word[-1] in _ENDS or word[0] in _OPENERS:
+                word = _edge_word(word)
+                if not word:
+                    continue
+            words.append(word)
+    return " ".join(words)
 
 
 @lru_cache(maxsize=8192)
 def normalize_text(text: str) -> str:
     """The exact key's normal form of one message's text (versioned by NORMALIZATION_VERSION)."""
+    if "`" not in text:  # no code span (most texts): the whole text is one part of prose
+        return _normalize_prose(text)
     out: list[str] = []
     for is_code, part in _split_code(text):
         out.append(part.strip() if is_code else _normalize_prose(part))

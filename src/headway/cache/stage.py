@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from headway.cache.config import CacheConfig
 from headway.cache.entry import Decoder, Entry, StreamAssembler, encode, replay
 from headway.cache.keys import request_key, scope_of, single_turn_text
-from headway.cache.store import CacheStore
+from headway.cache.store import CacheStore, MemoryStore
 from headway.cache.ttl import Decision, TtlPolicy
 from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
@@ -61,20 +61,21 @@ class CacheStage:
         self._clock = clock
         self._closed = False
         self._decode = Decoder()
+        self._per_tenant = cfg.scope == "tenant"
 
     # ---- planning -----------------------------------------------------------------------------
 
     def _tenant(self, call: Call) -> str:
-        return call.principal.tenant if self.cfg.scope == "tenant" else "*"
+        return call.principal.tenant if self._per_tenant else "*"
 
     def _plan(self, call: Call) -> _Plan | None:
         if call.cache_directive == "no-store":
             return None
         decision = self.policy.cacheable(call.request, call.task)
-        if not decision.store:
+        if not decision.ttl_s > 0:  # `store`, without the property's call
             return None
         request = call.request
-        tenant = self._tenant(call)
+        tenant = call.principal.tenant if self._per_tenant else "*"  # `_tenant`, inlined
         key = request_key(request, tenant)
         if self.semantic is None:
             # the exact tier needs only the key: the scope (two more hashes) is semantic-only
@@ -126,18 +127,45 @@ class CacheStage:
         served.cache = "miss"
         return None
 
-    async def _store(self, call: Call, plan: _Plan, response: ChatResponse) -> None:
-        decision = self.policy.for_response(plan.decision, response)
-        if not decision.store:
-            return
+    def _find_now(self, call: Call, plan: _Plan, memory: MemoryStore) -> ChatResponse | None:
+        """`_find` of the in-process store without a semantic tier: nothing awaits, so no
+        coroutine is made for it."""
         now = self._clock.time()
-        keep = decision.ttl_s + self.cfg.max_stale_s
+        served = call.served
+        raw = memory.get_now(plan.key)
+        entry = self._decode(plan.key, raw) if raw is not None else None
+        if entry is not None:
+            if entry.fresh(now):
+                served.cache, served.cache_age_s = "exact", entry.age(now)
+                return _answer(served, entry)
+            if call.cache_directive == "stale-ok":
+                served.cache, served.cache_age_s = "stale", entry.age(now)
+                return _answer(served, entry)
+        served.cache = "miss"
+        return None
+
+    def _encoded(
+        self, call: Call, plan: _Plan, response: ChatResponse
+    ) -> tuple[bytes, float, float] | None:
+        """The entry to store for `response` (its bytes, now, how long to keep it), or None
+        when it is not stored."""
+        decision = self.policy.for_response(plan.decision, response)
+        if not decision.ttl_s > 0:  # `store`, without the property's call
+            return None
+        now = self._clock.time()
         entry = Entry(
             response, now, now + decision.ttl_s, plan.tenant, call.request.model, plan.text
         )
         raw = encode(entry)
         if len(raw) > self.cfg.max_entry_bytes:
+            return None
+        return raw, now, decision.ttl_s + self.cfg.max_stale_s
+
+    async def _store(self, call: Call, plan: _Plan, response: ChatResponse) -> None:
+        encoded = self._encoded(call, plan, response)
+        if encoded is None:
             return
+        raw, now, keep = encoded
         await self.store.set(plan.key, raw, keep_s=keep, now=now)
         if self.semantic is not None and plan.text is not None:
             from headway.cache.index import Meta
@@ -159,14 +187,26 @@ class CacheStage:
         plan = self._plan(call)
         if plan is None:
             return await nxt(call)
+        # the in-process store without a semantic tier is read and written synchronously
+        store = self.store
+        memory = store if type(store) is MemoryStore and self.semantic is None else None
         if call.cache_directive != "no-cache":
-            cached = await self._find(call, plan)
+            if memory is not None:
+                cached = self._find_now(call, plan, memory)
+            else:
+                cached = await self._find(call, plan)
             if cached is not None:
                 return cached
         else:
             call.served.cache = "miss"
         response = await nxt(call)
-        await self._store(call, plan, response)
+        if memory is None:
+            await self._store(call, plan, response)
+        else:
+            encoded = self._encoded(call, plan, response)
+            if encoded is not None:
+                raw, now, keep = encoded
+                memory.set_now(plan.key, raw, keep_s=keep, now=now)
         return response
 
     async def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:

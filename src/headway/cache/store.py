@@ -59,6 +59,10 @@ class MemoryStore:
         return len(self._items)
 
     async def get(self, key: str) -> bytes | None:
+        return self.get_now(key)
+
+    def get_now(self, key: str) -> bytes | None:
+        """`get` without the coroutine (the cache stage's path when nothing else awaits)."""
         item = self._items.get(key)
         if item is None:
             return None
@@ -73,6 +77,10 @@ class MemoryStore:
         self.bytes -= entry_size(key, value)
 
     async def set(self, key: str, value: bytes, *, keep_s: float, now: float) -> None:
+        self.set_now(key, value, keep_s=keep_s, now=now)
+
+    def set_now(self, key: str, value: bytes, *, keep_s: float, now: float) -> None:
+        """`set` without the coroutine."""
         size = entry_size(key, value)
         if size > self._max:
             return

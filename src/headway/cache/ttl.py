@@ -10,6 +10,9 @@ from headway.types import ChatRequest, ChatResponse, FinishReason
 
 Skip = Literal["no-store", "task", "sampled", "length", "n", "disabled"]
 
+#: the finish reasons of a whole answer (looked up once, not per response)
+_COMPLETE = (FinishReason.STOP, FinishReason.TOOL_CALLS)
+
 
 @dataclass(slots=True, frozen=True)
 class Decision:
@@ -58,8 +61,8 @@ class TtlPolicy:
 
     def for_response(self, decision: Decision, response: ChatResponse) -> Decision:
         """A truncated answer is not what a retry would get with a larger budget: not stored."""
-        if not decision.store:
+        if not decision.ttl_s > 0:  # `store`, without the property's call
             return decision
-        if response.finish_reason not in (FinishReason.STOP, FinishReason.TOOL_CALLS):
+        if response.finish_reason not in _COMPLETE:
             return Decision(0, "length")
         return decision

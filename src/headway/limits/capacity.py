@@ -58,9 +58,17 @@ class _View:
 
     def __post_init__(self) -> None:
         s = self.snap
-        resets = (s.reset_requests_at, s.reset_tokens_at, s.reset_input_tokens_at)
-        known = [r for r in (*resets, s.reset_output_tokens_at) if r is not None]
-        self.quiet_from = max(known) if known else -math.inf
+        # max() of the known ones in a loop, not a comprehension: a view is made per response
+        quiet: float | None = None
+        for r in (
+            s.reset_requests_at,
+            s.reset_tokens_at,
+            s.reset_input_tokens_at,
+            s.reset_output_tokens_at,
+        ):
+            if r is not None and (quiet is None or r > quiet):
+                quiet = r
+        self.quiet_from = quiet if quiet is not None else -math.inf
 
 
 class CapacityView:
@@ -129,6 +137,6 @@ class CapacityView:
         v = self._views.get(deployment)
         if v is not None:
             v.requests += 1
-            v.tokens += demand.total
+            v.tokens += demand.input_tokens + demand.output_tokens  # `total`, without the call
             v.input += demand.input_tokens
             v.output += demand.output_tokens

@@ -12,6 +12,7 @@ Settlement corrects all of this to the provider's reported usage.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -51,6 +52,8 @@ def _tool_text(tool: ToolSpec) -> str:
 class Estimator:
     def __init__(self, settings: EstimateSettings) -> None:
         self._settings = settings
+        #: encoding name -> its `encode_ordinary` (= tokens.count), looked up once
+        self._encoders: dict[str, Callable[[str], list[int]]] = {}
 
     def count_input(self, request: ChatRequest, encoding: str) -> int:
         """Input tokens as an OpenAI model would count them (no provider factor)."""
@@ -81,7 +84,9 @@ class Estimator:
         if request.response_format:
             texts.append(orjson.dumps(request.response_format).decode())
         # each piece on its own, as the provider frames them: never fewer tokens than joined text
-        encode = tokens.get_encoding(encoding).encode_ordinary  # = tokens.count, looked up once
+        encode = self._encoders.get(encoding)
+        if encode is None:
+            encode = self._encoders[encoding] = tokens.get_encoding(encoding).encode_ordinary
         total = fixed
         for text in texts:
             if text:
@@ -140,7 +145,8 @@ class Estimator:
         raw = memo.get(encoding)
         if raw is None:
             raw = memo[encoding] = self.count_input(request, encoding)
-        return Demand(math.ceil(raw * factor), output_cap * max(request.n, 1))
+        n = request.n
+        return Demand(math.ceil(raw * factor), output_cap * (n if n > 1 else 1))  # max(n, 1)
 
     def streamed_output(self, text: str, encoding: str = tokens.DEFAULT_ENCODING) -> int:
         """Tokens of output already sent when a stream ends without reported usage."""

@@ -12,48 +12,66 @@ from headway.limits.values import Item, Rejection, Reservation
 from headway.limits.window import go_duration
 
 _FAMILY = {"requests": "requests", "tokens": "tokens"}
-_LIMIT = {f: f"x-ratelimit-limit-{f}" for f in _FAMILY}
-_REMAINING = {f: f"x-ratelimit-remaining-{f}" for f in _FAMILY}
-_RESET = {f: f"x-ratelimit-reset-{f}" for f in _FAMILY}
+#: per family: the names of its limit, remaining and reset headers
+_NAMES = {
+    f: (f"x-ratelimit-limit-{f}", f"x-ratelimit-remaining-{f}", f"x-ratelimit-reset-{f}")
+    for f in _FAMILY
+}
 
 
-#: (index of an item, its header family): the items headers are drawn from
-HeaderSlots = tuple[tuple[int, str], ...]
+#: per header family, in the order a family first appears: its header names, and the items its
+#: headers are drawn from (each item's index, and its limit as header text)
+HeaderSlots = tuple[tuple[tuple[str, str, str], tuple[tuple[int, str], ...]], ...]
 
 
 def header_slots(items: Sequence[Item]) -> HeaderSlots:
     """Which of `items` count for the headers: the caller's own request and token buckets (not
-    the provider's, not budgets). A caller's items are the same call after call, so the planner
-    works this out once per caller."""
-    return tuple(
-        (i, _FAMILY[item.measure])
-        for i, item in enumerate(items)
-        if item.kind == "bucket"
-        and not item.budget
-        and item.tier != "deployment"
-        and item.measure in _FAMILY
-    )
+    the provider's, not budgets), by family. A caller's items are the same call after call, so
+    the planner works this out once per caller."""
+    families: dict[str, list[tuple[int, str]]] = {}
+    for i, item in enumerate(items):
+        if (
+            item.kind == "bucket"
+            and not item.budget
+            and item.tier != "deployment"
+            and item.measure in _FAMILY
+        ):
+            families.setdefault(_FAMILY[item.measure], []).append((i, str(item.limit)))
+    return tuple((_NAMES[f], tuple(slots)) for f, slots in families.items())
 
 
-def ratelimit_headers(res: Reservation, slots: HeaderSlots | None = None) -> dict[str, str]:
-    """The caller's tightest request and token limits. `slots` are `header_slots` of the
-    reservation's leading items, when known (a reservation starts with the caller's items)."""
+def ratelimit_headers(
+    res: Reservation, slots: HeaderSlots | None = None, out: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The caller's tightest request and token limits, written into `out` (a new dict when
+    None), which is returned. `slots` are `header_slots` of the reservation's leading items,
+    when known (a reservation starts with the caller's items)."""
     items, levels = res.items, res.used
-    best: dict[str, tuple[float, float, Item]] = {}
-    for i, family in header_slots(items) if slots is None else slots:
-        item, used = items[i], levels[i]
-        remaining = item.limit - used
-        if remaining < 0.0:
-            remaining = 0.0
-        reset = used * item.period / item.limit  # a bucket is whole again once drained
-        current = best.get(family)
-        if current is None or (remaining, -reset) < (current[0], -current[1]):
-            best[family] = (remaining, reset, item)
-    out: dict[str, str] = {}
-    for family, (remaining, reset, item) in best.items():
-        out[_LIMIT[family]] = str(item.limit)
-        out[_REMAINING[family]] = str(math.floor(remaining))
-        out[_RESET[family]] = go_duration(reset)
+    if out is None:
+        out = {}
+    for (limit_name, remaining_name, reset_name), family in (
+        header_slots(items) if slots is None else slots
+    ):
+        # the least remaining; of equals, the one that takes longest to be whole again (a
+        # bucket is whole once drained); of those, the first
+        best: str | None = None
+        best_remaining = best_reset = 0.0
+        for i, limit_text in family:
+            item, used = items[i], levels[i]
+            remaining = item.limit - used
+            if remaining < 0.0:
+                remaining = 0.0
+            reset = used * item.period / item.limit
+            if (
+                best is None
+                or remaining < best_remaining
+                or (remaining == best_remaining and reset > best_reset)
+            ):
+                best, best_remaining, best_reset = limit_text, remaining, reset
+        if best is not None:
+            out[limit_name] = best
+            out[remaining_name] = str(math.floor(best_remaining))
+            out[reset_name] = go_duration(best_reset)
     return out
 
 

@@ -25,7 +25,7 @@ from headway.context import Call
 from headway.errors import BudgetExceeded
 from headway.limits.config import LimitsConfig, LimitValues
 from headway.limits.estimate import Demand, Estimator
-from headway.limits.headers import HeaderSlots, header_slots
+from headway.limits.headers import header_slots
 from headway.limits.values import Item, LimitSpec, Measure
 
 # metric -> (seconds to refill the limit, what it counts)
@@ -113,10 +113,8 @@ class Plan:
     dep_items: dict[str, tuple[Item, ...]]
     worst_micro: int
     #: the caller's part, worked out once per caller: the keys of `items`, which of them the
-    #: x-ratelimit headers come from, and whether any is a budget
-    keys: tuple[str, ...] = ()
-    header_slots: HeaderSlots = ()
-    budgets: bool = False
+    #: x-ratelimit headers come from, and which are budgets
+    caller: _Caller
 
 
 def _default_charge(kind: str) -> str:
@@ -196,9 +194,15 @@ class Planner:
             )
             for name, dep in self._deps.items()
         }
+        #: whether any deployment has limits of its own (most configs: none)
+        self._own_limits = any(info[3] is not None for info in self._dep_info.values())
         #: caller identity -> its items with amounts to fill: built on a caller's first call,
         #: never again (a config reload builds a new Planner; a changed key is a new identity)
         self._callers: dict[_CallerId, _Caller] = {}
+        #: (deployment, input tokens, output tokens) -> worst-case cost: the same exact figure
+        #: `worst_case_micro` gives, remembered (its Decimal arithmetic is most of its price;
+        #: calls of a route share their output cap, and prompts of one size recur)
+        self._worst: dict[tuple[str, int, int], int] = {}
 
     def chain_of(self, call: Call) -> tuple[str, ...]:
         chain = self._chains.get(call.request.model)
@@ -216,7 +220,8 @@ class Planner:
 
     def plan(self, call: Call) -> Plan:
         request = call.request
-        chain = self.chain_of(call)
+        # `chain_of`, its usual case inlined: the model is a route or a deployment
+        chain = self._chains.get(request.model) or self.chain_of(call)
         deps, default_cap = self._chain_info[chain]
         cap = request.max_tokens if request.max_tokens is not None else default_cap
         counted: dict[str, int] = {}
@@ -245,14 +250,16 @@ class Planner:
                 cap * max(request.n, 1),
             )
         worst = self._worst_micro(priced, demands, demand)
-        self._check_request(demand, worst)
+        if self.per_request is not None:  # most configs set no per-request budget
+            self._check_request(demand, worst)
         caller = self._caller(call)
         items = caller.items(demand, worst)
         dep_items: dict[str, tuple[Item, ...]] = {}
-        for name in chain:
-            protos = info[name][3]
-            if protos is not None:
-                dep_items[name] = tuple(fill(protos, demands[name]))
+        if self._own_limits:
+            for name in chain:
+                protos = info[name][3]
+                if protos is not None:
+                    dep_items[name] = tuple(fill(protos, demands[name]))
         return Plan(
             chain,
             demands,
@@ -261,9 +268,7 @@ class Planner:
             items,
             dep_items,
             worst,
-            caller.keys,
-            caller.header_slots,
-            caller.budgets,
+            caller,
         )
 
     def _worst_micro(
@@ -272,11 +277,19 @@ class Planner:
         if not self._budgets_on:
             return 0
         worst = 0
+        info, known = self._dep_info, self._worst
         for dep in deps:
-            price = self._dep_info[dep.name][2]
+            price = info[dep.name][2]
             if price is not None:
                 d = demands.get(dep.name, fallback)
-                worst = max(worst, worst_case_micro(d.input_tokens, d.output_tokens, price))
+                key = (dep.name, d.input_tokens, d.output_tokens)
+                cost = known.get(key)
+                if cost is None:
+                    if len(known) >= _MAX_WORST:
+                        known.clear()  # a bound, not an eviction policy
+                    cost = known[key] = worst_case_micro(d.input_tokens, d.output_tokens, price)
+                if cost > worst:  # max(), without the generic builtin call
+                    worst = cost
         return worst
 
     def _check_request(self, demand: Demand, worst_micro: int) -> None:
@@ -300,7 +313,12 @@ class Planner:
 
     def _caller(self, call: Call) -> _Caller:
         p = call.principal
-        user = self.user_of(call)
+        # `user_of`, inlined (the same first of the three that is set)
+        user = (
+            p.user
+            or call.request.user
+            or (call.headers.get(self._user_header) if call.headers else None)
+        )
         ident = (p.tenant, p.key_id, user, p.team, p.limits, p.budgets)
         caller = self._callers.get(ident)
         if caller is None:
@@ -342,19 +360,30 @@ class Planner:
 _CallerId = tuple[str, str | None, str | None, str | None, LimitSpec | None, object]
 #: distinct callers remembered per Planner (each ~1 KB)
 _MAX_CALLERS = 10_000
+#: worst-case costs remembered per Planner (each ~200 bytes)
+_MAX_WORST = 4096
 
 
 class _Caller:
     """One caller's items. The last call's filled items are kept: a caller's next call with
     the same amounts (the same prompt size and cap) reuses them as they are."""
 
-    __slots__ = ("_last", "_last_items", "budgets", "header_slots", "keys", "protos")
+    __slots__ = (
+        "_last",
+        "_last_items",
+        "budget_slots",
+        "budgets",
+        "header_slots",
+        "keys",
+        "protos",
+    )
 
     def __init__(self, protos: tuple[Item, ...]) -> None:
         self.protos = protos
         self.keys = tuple(p.key for p in protos)
         self.header_slots = header_slots(protos)
-        self.budgets = any(p.budget for p in protos)
+        self.budget_slots = tuple(i for i, p in enumerate(protos) if p.budget)
+        self.budgets = bool(self.budget_slots)
         self._last: tuple[int, int, int] | None = None
         self._last_items: tuple[Item, ...] = ()
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, fields, replace
 from decimal import Decimal
-from operator import attrgetter
+from typing import Any
 
 from headway.budgets.alerts import BudgetAlerts
 from headway.budgets.pricing import PriceBook
@@ -37,7 +37,7 @@ from headway.context import Call
 from headway.errors import Unavailable
 from headway.limits.capacity import CapacityView
 from headway.limits.config import LimitsConfig
-from headway.limits.estimate import Estimator
+from headway.limits.estimate import Demand, Estimator
 from headway.limits.headers import ratelimit_headers, rejection_error
 from headway.limits.plan import Plan, Planner, esc, rate_items
 from headway.limits.queue import FairQueue
@@ -64,6 +64,14 @@ class Ticket:
     reservation: Reservation | None
     #: the deployment whose own limits were reserved (the first of the chain with capacity)
     deployment: str | None
+    #: the deployment the call is accounted to, once it is over (the one that served it)
+    accounted: str | None = None
+
+    def estimate(self) -> Demand:
+        """The call's estimated demand on the accounted deployment (for a stream cut before
+        its usage arrived). A bound method, not a closure: `_finish` then makes no cells."""
+        dep, plan = self.accounted, self.plan
+        return plan.demands.get(dep, plan.demand) if dep is not None else plan.demand
 
 
 class LimitsStage:
@@ -99,14 +107,42 @@ class LimitsStage:
 
     # ---- admission --------------------------------------------------------------------------
 
-    async def _admit(self, call: Call) -> Ticket:
+    def _admit_now(self, call: Call) -> Ticket | Coroutine[Any, Any, Ticket]:
+        """Admission. With the in-process store, while nobody waits in line for the call's
+        limits, it is done here at once, without a coroutine: the ticket. Otherwise (a remote
+        store; someone waits in line; a rejection worth waiting for) the rest of it is the
+        returned coroutine, to await."""
         plan = self._planner.plan(call)
         if self._cap_output and call.request.max_tokens is None:
             call.request = _with_max_tokens(call.request, plan.output_cap)
+        memory, queue = self._memory, self._queue
+        if memory is None or not (queue.idle or queue.free(plan.caller.keys, call.priority)):
+            return self._admit_rest(call, plan)
+        candidates, early, groups = self._groups(plan)
+        outcome = early if early is not None else memory.reserve_now(plan.items, groups)
+        if isinstance(outcome, Rejection):
+            now = self._clock.monotonic()
+            if queue.worth_waiting(outcome, self._until(call, now)):
+                return self._admit_rest(call, plan, (now, outcome))
+        return self._admitted(call, plan, candidates, outcome)
+
+    async def _admit(self, call: Call) -> Ticket:
+        """`_admit_now`, awaited (a stream's `begin`)."""
+        ticket = self._admit_now(call)
+        return ticket if isinstance(ticket, Ticket) else await ticket
+
+    async def _admit_rest(
+        self, call: Call, plan: Plan, first: tuple[float, Rejection] | None = None
+    ) -> Ticket:
+        """Admission through the store's coroutine or the fair queue; `first` is a rejection
+        already met at once (and when), worth waiting in line for."""
+        queue = self._queue
         try:
-            if self._queue.free(plan.keys, call.priority):
+            if first is not None:
+                candidates, outcome = await self._in_line(call, plan, *first)
+            elif queue.idle or queue.free(plan.caller.keys, call.priority):
                 # nobody waits in line for these limits: try at once, without the queue's
-                # coroutines and closure (the in-process store without any coroutine)
+                # coroutines and closure
                 candidates, early, groups = self._groups(plan)
                 if early is not None:
                     outcome = early
@@ -116,12 +152,18 @@ class LimitsStage:
                     outcome = await self._store.reserve(plan.items, groups)
                 if isinstance(outcome, Rejection):
                     now = self._clock.monotonic()
-                    if self._queue.worth_waiting(outcome, self._until(call, now)):
+                    if queue.worth_waiting(outcome, self._until(call, now)):
                         candidates, outcome = await self._in_line(call, plan, now, outcome)
             else:
                 candidates, outcome = await self._in_line(call, plan, self._clock.monotonic())
         except StoreUnavailable as exc:
             return self._store_down(call, plan, exc)
+        return self._admitted(call, plan, candidates, outcome)
+
+    def _admitted(
+        self, call: Call, plan: Plan, candidates: Sequence[str], outcome: Outcome
+    ) -> Ticket:
+        """The call's ticket once the store answered; a rejection raises its error."""
         if isinstance(outcome, Rejection):
             self._alerts.on_rejection(outcome)
             if self._events.wants("limits.rejected"):
@@ -145,9 +187,10 @@ class LimitsStage:
                 call.skip_deployments = frozenset(d for d in plan.chain if d not in keep)
             self._capacity.debit(chosen, plan.demands[chosen])
         if outcome.items:
-            call.served.ratelimit_headers.update(ratelimit_headers(outcome, plan.header_slots))
-            if plan.budgets:
-                self._alerts.after_reserve(outcome)
+            caller = plan.caller
+            ratelimit_headers(outcome, caller.header_slots, call.served.ratelimit_headers)
+            if caller.budgets:
+                self._alerts.after_reserve(outcome, caller.budget_slots)
         return Ticket(plan, outcome, chosen)
 
     def _until(self, call: Call, now: float) -> float:
@@ -160,11 +203,11 @@ class LimitsStage:
 
     async def _in_line(
         self, call: Call, plan: Plan, now: float, first: Rejection | None = None
-    ) -> tuple[list[str], Outcome]:
+    ) -> tuple[tuple[str, ...], Outcome]:
         """Reserve through the fair queue, waiting in line when capacity is short; `first` is
         a rejection already met at once. Returns the candidates of the last attempt too."""
         clock = self._clock
-        candidates: list[str] = list(plan.chain)
+        candidates = plan.chain
         inside = 0.0  # seconds spent in store round trips: headway's overhead, not waiting
 
         async def attempt() -> Outcome:
@@ -180,25 +223,36 @@ class LimitsStage:
 
         until = self._until(call, now)
         try:
-            outcome = await self._queue.admit(attempt, plan.keys, call.priority, until, first=first)
+            outcome = await self._queue.admit(
+                attempt, plan.caller.keys, call.priority, until, first=first
+            )
         finally:
             # time in line for capacity is reported apart from headway's own overhead
             call.served.wait_s += max(0.0, clock.monotonic() - now - inside)
         return candidates, outcome
 
-    def _groups(self, plan: Plan) -> tuple[list[str], Outcome | None, Sequence[tuple[Item, ...]]]:
+    def _groups(
+        self, plan: Plan
+    ) -> tuple[tuple[str, ...], Outcome | None, Sequence[tuple[Item, ...]]]:
         """The deployments with provider capacity now, an outcome when the store need not be
         asked (none has capacity; nothing to reserve), and their groups of own limits."""
-        chain = plan.chain
-        candidates = list(chain)
+        chain = candidates = plan.chain
         if chain:
             now = self._clock.time()
             wait, demands = self._capacity.wait, plan.demands
-            waits = [wait(d, demands[d], now) for d in chain]
-            candidates = [d for d, w in zip(chain, waits, strict=True) if w <= 0]
-            if not candidates:
-                i = waits.index(min(waits))  # the first of the soonest, as min() picks
-                return candidates, Rejection(_provider_item(chain[i]), waits[i], now), ()
+            # loops, not comprehensions (a frame each): most chains have one deployment
+            waits: list[float] = []
+            short = False
+            for d in chain:
+                w = wait(d, demands[d], now)
+                waits.append(w)
+                if not w <= 0:
+                    short = True
+            if short:  # some deployment has no capacity now (rare): leave it out
+                candidates = tuple(d for d, w in zip(chain, waits, strict=True) if w <= 0)
+                if not candidates:
+                    i = waits.index(min(waits))  # the first of the soonest, as min() picks
+                    return candidates, Rejection(_provider_item(chain[i]), waits[i], now), ()
         if not plan.dep_items:  # no deployment has limits of its own (the usual case)
             return candidates, None if plan.items else _NOTHING, ()
         groups = [plan.dep_items.get(d, ()) for d in candidates]
@@ -238,23 +292,38 @@ class LimitsStage:
         started: bool,
         parts: list[str] | None = None,
     ) -> None:
+        task = self._finish_now(ticket, call, reported, started=started, parts=parts)
+        if task is not None:
+            await asyncio.shield(task)
+
+    def _finish_now(
+        self,
+        ticket: Ticket,
+        call: Call,
+        reported: Usage | None,
+        *,
+        started: bool,
+        parts: list[str] | None = None,
+    ) -> asyncio.Future[None] | None:
+        """Settle the call: at once with the in-process store (or with nothing to settle);
+        with a remote store, the settlement's task is returned, for the caller to await
+        shielded (a second cancellation then cannot lose it)."""
         served = call.served
-        dep = served.deployment or ticket.deployment
-        plan = ticket.plan
+        dep = ticket.accounted = served.deployment or ticket.deployment
         usage, cost = account(
             call,
             reported,
             started=started,
             price=self._prices.get(dep) if dep is not None else None,
-            estimate=lambda: plan.demands.get(dep, plan.demand) if dep is not None else plan.demand,
-            streamed=lambda: self._estimator.streamed_output("".join(parts)) if parts else 0,
+            estimate=ticket.estimate,
+            streamed=_nothing_streamed if parts is None else self._streamed(parts),
         )
         # a hit is recorded as a call that used and cost nothing upstream (see settle_only)
         settled_dep = served.deployment if served.cache in HITS else dep
         res = ticket.reservation
         if res is None or not res.items:
             emit_settled(self._events, call, usage, cost, settled_dep)
-            return
+            return None
         actual = Actual(usage, cost)
         amounts = settlement(
             res.items,
@@ -263,28 +332,32 @@ class LimitsStage:
             served_dep=served.deployment,
             keeps_reserved=ticket.deployment in self._planner.keeps_reserved,
         )
-        extra = self._moved_items(plan, ticket.deployment, served.deployment, actual)
+        extra = (
+            self._moved_items(ticket.plan, ticket.deployment, served.deployment, actual)
+            if served.deployment is not None and served.deployment != ticket.deployment
+            else ()  # `_moved_items` moves nothing then: spared the call
+        )
         if self._memory is not None:
             # synchronous: nothing can cancel it halfway, so it needs no task of its own
             self._memory.settle_now(res, amounts, extra=extra)
             if not self._queue.idle:
                 self._queue.kick(i.key for i in res.items)
             emit_settled(self._events, call, usage, cost, settled_dep)
-            return
+            return None
         # a remote store: a task, shielded, so a second cancellation cannot lose the settlement
         task = asyncio.ensure_future(
             self._settle(call, res, amounts, extra, (usage, cost, settled_dep))
         )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
-        await asyncio.shield(task)
+        return task
 
     async def _settle(
         self,
         call: Call,
         res: Reservation,
         amounts: list[int],
-        extra: list[Item],
+        extra: Sequence[Item],
         settled: tuple[Usage, Decimal | None, str | None],
     ) -> None:
         try:
@@ -294,6 +367,10 @@ class LimitsStage:
             log.warning("could not settle %s: %s", call.request_id, exc)
         self._queue.kick(i.key for i in res.items)
         emit_settled(self._events, call, *settled)
+
+    def _streamed(self, parts: list[str]) -> Callable[[], int]:
+        """Counts the output a stream sent (its cells are made here, only for streams)."""
+        return lambda: self._estimator.streamed_output("".join(parts)) if parts else 0
 
     def _moved_items(
         self, plan: Plan, reserved: str | None, served: str | None, actual: Actual
@@ -318,13 +395,18 @@ class LimitsStage:
     # ---- the stage --------------------------------------------------------------------------
 
     async def chat(self, call: Call, nxt: ChatHandler) -> ChatResponse:
-        ticket = await self._admit(call)
+        # admission and settlement without coroutines of their own when nothing awaits
+        ticket = self._admit_now(call)
+        if not isinstance(ticket, Ticket):
+            ticket = await ticket
         try:
             response = await nxt(call)
         except BaseException:
             await self._finish(ticket, call, None, started=False)
             raise
-        await self._finish(ticket, call, response.usage, started=True)
+        task = self._finish_now(ticket, call, response.usage, started=True)
+        if task is not None:
+            await asyncio.shield(task)
         return response
 
     def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
@@ -340,18 +422,58 @@ class LimitsStage:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
 
-#: ChatRequest's fields, read once: `dataclasses.replace` looks them up and checks each on
-#: every call; building the copy positionally from them costs about a third less
-_REQUEST_FIELDS = tuple(f.name for f in fields(ChatRequest))
-_REQUEST_VALUES = attrgetter(*_REQUEST_FIELDS)
-_MAX_TOKENS = _REQUEST_FIELDS.index("max_tokens")
-assert all(f.init for f in fields(ChatRequest)), "_with_max_tokens needs init fields only"
+#: ChatRequest's fields in order: `_with_max_tokens` names each one, which costs half of
+#: building the copy from `attrgetter` values (and a third of `dataclasses.replace`). A field
+#: added to ChatRequest fails this check at import, rather than being dropped from the copy.
+_REQUEST_FIELDS = (
+    "model",
+    "messages",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "seed",
+    "n",
+    "user",
+    "metadata",
+    "stream",
+    "include_usage",
+    "extra",
+)
+assert tuple(f.name for f in fields(ChatRequest) if f.init) == _REQUEST_FIELDS and all(
+    f.init for f in fields(ChatRequest)
+), "ChatRequest's fields changed: update _with_max_tokens"
 
 
 def _with_max_tokens(request: ChatRequest, cap: int) -> ChatRequest:
-    values = list(_REQUEST_VALUES(request))
-    values[_MAX_TOKENS] = cap
-    return ChatRequest(*values)
+    r = request
+    return ChatRequest(
+        r.model,
+        r.messages,
+        cap,
+        r.temperature,
+        r.top_p,
+        r.stop,
+        r.tools,
+        r.tool_choice,
+        r.parallel_tool_calls,
+        r.response_format,
+        r.seed,
+        r.n,
+        r.user,
+        r.metadata,
+        r.stream,
+        r.include_usage,
+        r.extra,
+    )
+
+
+def _nothing_streamed() -> int:
+    return 0  # a plain call streamed nothing
 
 
 def _provider_item(deployment: str) -> Item:

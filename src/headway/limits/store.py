@@ -20,6 +20,8 @@ from headway.limits import window
 from headway.limits.values import Item, Outcome, Rejection, Reservation
 
 _SWEEP_EVERY = 4096
+#: the expiry of a window that never ends
+_NEVER = float("inf")
 
 
 def new_reservation_id() -> str:
@@ -122,7 +124,7 @@ class MemoryLimitStore:
             self._buckets[item.key] = (used, now, now + used * item.period / item.limit)
             return used
         idx, reset = window.window_span(now, item.period)
-        self._windows[item.key] = (idx, used, now + reset if reset is not None else float("inf"))
+        self._windows[item.key] = (idx, used, now + reset if reset is not None else _NEVER)
         return used
 
     async def reserve(
@@ -146,27 +148,85 @@ class MemoryLimitStore:
         self._ops += 1
         if not self._ops % _SWEEP_EVERY:
             self._sweep(t)
-        level_of, wait_of = self._level, self._wait
+        buckets, windows = self._buckets, self._windows
         levels: list[float] = []
         worst, worst_item = 0.0, None
         for item in items:
-            level = level_of(item, t)
+            # `_level` of a bucket (most items) and of a window (budgets), inlined
+            kind = item.kind
+            if kind == "bucket":
+                state = buckets.get(item.key)
+                if state is None:
+                    level = 0.0
+                else:
+                    used, ts, _ = state
+                    if used > 0 and t > ts:
+                        level = used - (t - ts) * item.limit / item.period
+                        if not level > 0.0:
+                            level = 0.0
+                    else:
+                        level = used
+            elif kind == "window":
+                state = windows.get(item.key)
+                if state is not None and state[0] == window.window_index(t, item.period):
+                    level = state[1]
+                else:
+                    level = 0.0
+            else:
+                level = self._level(item, t)
             levels.append(level)
-            wait = wait_of(item, level, t)
-            if wait is None:
-                return Rejection(item, None, t)
-            if wait > worst:
-                worst, worst_item = wait, item
+            amount, limit = item.amount, item.limit
+            if amount > limit or level + amount > limit:  # else `_wait` would say 0.0
+                wait = self._wait(item, level, t)
+                if wait is None:
+                    return Rejection(item, None, t)
+                if wait > worst:
+                    worst, worst_item = wait, item
         choice = -1
+        if alternatives:
+            choice, best = self._choose(alternatives, levels, t)
+            if isinstance(best, Rejection):
+                return best
+            if best is not None and best[0] > worst:
+                worst, worst_item = best
+        if worst_item is not None:
+            return Rejection(worst_item, worst, t)
+        applied = (*items, *alternatives[choice]) if choice >= 0 else tuple(items)
+        rid = str(next(self._ids))
+        used_after: list[float] = []
+        # by index: the same length by construction, and `zip(strict=True)` parses its keyword
+        # on every call
+        for i, item in enumerate(applied):
+            level = levels[i]
+            kind = item.kind
+            if kind == "concurrency":
+                used = self._charge(item, level, item.amount, rid, t)
+            else:  # `_charge` of a bucket or a window, inlined
+                used = level + item.amount
+                if not used > 0.0:
+                    used = 0.0
+                if kind == "bucket":
+                    buckets[item.key] = (used, t, t + used * item.period / item.limit)
+                else:
+                    idx, reset = window.window_span(t, item.period)
+                    windows[item.key] = (idx, used, t + reset if reset is not None else _NEVER)
+            used_after.append(used)
+        return Reservation(rid, applied, tuple(used_after), t, choice)
+
+    def _choose(
+        self, alternatives: Sequence[Sequence[Item]], levels: list[float], t: float
+    ) -> tuple[int, tuple[float, Item] | Rejection | None]:
+        """The index of the first group that fits whole, its levels appended to `levels`, and
+        None; else -1 and the soonest group's (wait, item), or a rejection when none ever fits."""
         best: tuple[float, Item] | None = None
         never: Item | None = None
         for j, group in enumerate(alternatives):
             group_wait, group_item, fits_ever = 0.0, None, True
             group_levels: list[float] = []
             for item in group:
-                level = level_of(item, t)
+                level = self._level(item, t)
                 group_levels.append(level)
-                wait = wait_of(item, level, t)
+                wait = self._wait(item, level, t)
                 if wait is None:
                     fits_ever, never = False, never or item
                     break
@@ -175,27 +235,14 @@ class MemoryLimitStore:
             if not fits_ever:
                 continue
             if group_item is None:
-                choice = j
                 levels += group_levels
-                break
+                return j, None
             if best is None or group_wait < best[0]:
                 best = (group_wait, group_item)
-        if alternatives and choice < 0:
-            if best is None:
-                assert never is not None
-                return Rejection(never, None, t)
-            if best[0] > worst:
-                worst, worst_item = best
-        if worst_item is not None:
-            return Rejection(worst_item, worst, t)
-        applied = (*items, *alternatives[choice]) if choice >= 0 else tuple(items)
-        rid = str(next(self._ids))
-        charge = self._charge
-        # a list, then a tuple: a generator costs a frame resumption per item
-        used = [
-            charge(i, level, i.amount, rid, t) for i, level in zip(applied, levels, strict=True)
-        ]
-        return Reservation(rid, applied, tuple(used), t, choice)
+        if best is None:
+            assert never is not None
+            return -1, Rejection(never, None, t)
+        return -1, best
 
     async def settle(
         self,
@@ -217,16 +264,38 @@ class MemoryLimitStore:
     ) -> tuple[float, ...]:
         """`settle` without the coroutine: the limits stage calls it directly, which spares
         each call a task and a shield (nothing here awaits, so nothing can interrupt it)."""
-        if len(actual) != len(reservation.items):
+        items = reservation.items
+        if len(actual) != len(items):
             raise ValueError("settle needs one actual amount per reserved item")
         t = self._clock.time() if now is None else now
-        correct = self._correct
-        out = [
-            correct(item, amount - item.amount, reservation, t)
-            for item, amount in zip(reservation.items, actual, strict=True)
-        ]
+        buckets = self._buckets
+        out: list[float] = []
+        for i, item in enumerate(items):  # by index: the lengths are checked above
+            delta = actual[i] - item.amount
+            if item.kind != "bucket":
+                out.append(self._correct(item, delta, reservation, t))
+                continue
+            # `_correct` of a bucket, inlined: its level, corrected and written when delta != 0
+            # (else only read, as the Lua script does: a bucket drains the same either way)
+            state = buckets.get(item.key)
+            if state is None:
+                level = 0.0
+            else:
+                used, ts, _ = state
+                if used > 0 and t > ts:
+                    level = used - (t - ts) * item.limit / item.period
+                    if not level > 0.0:
+                        level = 0.0
+                else:
+                    level = used
+            if delta:
+                level = level + delta
+                if not level > 0.0:
+                    level = 0.0
+                buckets[item.key] = (level, t, t + level * item.period / item.limit)
+            out.append(level)
         for item in extra:
-            out.append(correct(item, item.amount, None, t))
+            out.append(self._correct(item, item.amount, None, t))
         return tuple(out)
 
     def _correct(self, item: Item, delta: float, res: Reservation | None, now: float) -> float:
@@ -236,14 +305,25 @@ class MemoryLimitStore:
             if res is not None:
                 leases.pop(res.id, None)
             return self._level(item, now)
+        if kind == "window":
+            # `_level` and `_charge` of a window, its index and reset worked out once
+            period = item.period
+            idx, reset = window.window_span(now, period)
+            state = self._windows.get(item.key)
+            level = state[1] if state is not None and state[0] == idx else 0.0
+            # only read when there is nothing to correct (as the Lua script does), or when the
+            # window the amount was reserved in is over (nothing is left to correct then)
+            if not delta or (res is not None and window.window_index(res.at, period) != idx):
+                return level
+            used = level + delta
+            if not used > 0.0:
+                used = 0.0
+            self._windows[item.key] = (idx, used, now + reset if reset is not None else _NEVER)
+            return used
         if not delta:
             # only read, as the Lua script does: a bucket drains the same whether or not its
-            # drained level is written back, and a window's count does not change
+            # drained level is written back
             return self._level(item, now)
-        if kind == "window":
-            anchor = res.at if res is not None else now
-            if window.window_index(anchor, item.period) != window.window_index(now, item.period):
-                return self._level(item, now)  # that window is over: nothing left to correct
         return self._charge(item, self._level(item, now), delta, "", now)
 
     async def release(self, reservation: Reservation, *, now: float | None = None) -> None:

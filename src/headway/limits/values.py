@@ -66,9 +66,12 @@ class LimitSpec:
         return all(getattr(self, f.name) is None for f in fields(LimitSpec))
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Item:
-    """One counter to check and charge. `key` identifies the counter inside a store."""
+    """One counter to check and charge. `key` identifies the counter inside a store. Treat it
+    as frozen: it is not declared so because a call fills in its own amounts (`plan.fill`), and
+    a frozen dataclass sets each of these nine fields through `object.__setattr__` (five times
+    the cost of a plain one)."""
 
     key: str
     kind: ItemKind

@@ -117,7 +117,8 @@ def reset_after(kind: str, used: float, limit: int, period: float, now: float) -
 def go_duration(seconds: float) -> str:
     """OpenAI's reset format: `12ms`, `1.5s`, `6m0s`, `1h2m3s`."""
     if seconds < 1:
-        return f"{max(0, math.ceil(seconds * 1000))}ms"
+        ms = math.ceil(seconds * 1000)
+        return f"{ms if ms > 0 else 0}ms"  # max(0, ms) without the generic builtin call
     total = round(seconds, 3)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
