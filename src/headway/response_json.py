@@ -17,12 +17,15 @@ from headway.types import ChatResponse, FinishReason, ToolCall, Usage
 def response_fields(r: ChatResponse, version: int) -> dict[str, Any]:
     """The response as a dict, `"v": version` first; callers may add their own keys after."""
     u = r.usage
+    calls = r.tool_calls
     return {
         "v": version,
         "id": r.id,
         "model": r.model,
         "content": r.content,
-        "finish": r.finish_reason.value,
+        # `_value_` is what the enum's `value` property returns, read without the property's
+        # Python-level call (once per stored answer)
+        "finish": r.finish_reason._value_,
         "usage": [
             u.input_tokens,
             u.output_tokens,
@@ -30,21 +33,29 @@ def response_fields(r: ChatResponse, version: int) -> dict[str, Any]:
             u.cache_write_tokens,
             u.reasoning_tokens,
         ],
-        "tools": [[t.id, t.name, t.arguments] for t in r.tool_calls],
+        # most answers call no tools: no comprehension (a function call on 3.11) for them
+        "tools": [[t.id, t.name, t.arguments] for t in calls] if calls else [],
         "created": r.created,
         "refusal": r.refusal,
     }
 
 
+#: finish reasons by value: `FinishReason(value)` is a Python-level call into the enum machinery
+_FINISH: dict[str, FinishReason] = {reason.value: reason for reason in FinishReason}
+
+
 def response_from(d: Mapping[str, Any]) -> ChatResponse:
     """The inverse of `response_fields` (the version is the caller's to check)."""
-    return ChatResponse(
-        id=d["id"],
-        model=d["model"],
-        content=d["content"],
-        finish_reason=FinishReason(d["finish"]),
-        usage=Usage(*d["usage"]),
-        tool_calls=tuple(ToolCall(*t) for t in d["tools"]),
-        created=d["created"],
-        refusal=d["refusal"],
+    finish = d["finish"]
+    tools = d["tools"]
+    return ChatResponse(  # positional: keywords to a class cost ~1k instructions each on 3.11
+        d["id"],
+        d["model"],
+        d["content"],
+        # an unknown value still raises, in FinishReason's own words
+        (_FINISH.get(finish) if type(finish) is str else None) or FinishReason(finish),
+        Usage(*d["usage"]),
+        () if tools == [] else tuple(ToolCall(*t) for t in tools),  # no generator for none
+        d["created"],
+        d["refusal"],
     )

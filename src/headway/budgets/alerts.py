@@ -67,7 +67,9 @@ class BudgetAlerts:
             before = used - item.amount
             for t in self._thresholds:
                 mark = t * item.limit
-                if before < mark <= used:
+                if mark > used:
+                    break  # thresholds ascend: no later one is reached either (most calls)
+                if before < mark:
                     self._fire(item, t, used, res.at)
 
     def on_rejection(self, rej: Rejection) -> None:

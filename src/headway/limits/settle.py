@@ -27,9 +27,13 @@ _ZERO = Decimal(0)
 T = TypeVar("T")
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Actual:
-    """What a call used, as every measure counts it."""
+    """What a call used, as every measure counts it.
+
+    A value, never changed once built. Not declared frozen: a frozen dataclass sets each field
+    through `object.__setattr__`, and one is built per settled call; nothing hashes it or relies
+    on it being immutable (only `settlement` and the limits stage read it)."""
 
     usage: Usage
     #: exact cost in micro-dollars; None when the deployment has no known price
@@ -42,12 +46,15 @@ class Actual:
     def amounts(self) -> dict[str, int]:
         """The amount of every measure (`Measure`), to look up per item."""
         u = self.usage
+        cost = self.cost_micro
+        inputs = u.input_tokens
+        uncached = inputs - u.cached_input_tokens
         return {
-            "tokens": u.input_tokens + u.output_tokens,
+            "tokens": inputs + u.output_tokens,
             # providers that split input limits do not count cache reads against them
-            "input": max(0, u.input_tokens - u.cached_input_tokens),
+            "input": uncached if uncached > 0 else 0,
             "output": u.output_tokens,
-            "usd": self.cost_int,
+            "usd": math.ceil(cost) if cost is not None else 0,  # `cost_int`, without its call
             # a request that was made stays made; a slot is released regardless
             "requests": 1,
             "slots": 1,
@@ -71,10 +78,6 @@ def actual_usage(
     if not started:
         return Usage()
     return Usage(input_tokens=demand.input_tokens, output_tokens=streamed_tokens)
-
-
-def price_usage(usage: Usage, price: Price | None) -> Decimal | None:
-    return cost_micro(usage, price) if price is not None else None
 
 
 def savings_usd(usage: Usage | None, price: Price | None) -> float | None:
@@ -116,6 +119,8 @@ def settlement(
     provider keeps its up-front charge (`keeps_reserved`), its items never go below it."""
     moved = served_dep is not None and reserved_dep is not None and served_dep != reserved_dep
     amounts = actual.amounts()
+    if not moved and not keeps_reserved:  # the usual call: every item charged what was used
+        return [amounts[item.measure] for item in items]
     out: list[int] = []
     for item in items:
         if item.tier != "deployment":
@@ -157,9 +162,10 @@ def account(
             demand=estimate() if started else Demand(0, 0),
             streamed_tokens=streamed() if started else 0,
         )
-    cost = price_usage(usage, price)
-    if cost is not None:
-        served.cost_usd = float(cost / MICRO)
+    if price is None:
+        return usage, None
+    cost = cost_micro(usage, price)
+    served.cost_usd = float(cost / MICRO)
     return usage, cost
 
 

@@ -19,7 +19,7 @@ Both modes agree on what a call is worth:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from headway import tokens
 from headway.budgets.pricing import PriceBook
@@ -36,6 +36,14 @@ __all__ = ["EVENT", "SettleStage", "build_settle_only"]
 
 async def _begin(call: Call) -> None:
     return None  # nothing to admit
+
+
+def _no_demand() -> Demand:
+    raise AssertionError("not called: the call's usage is known")  # pragma: no cover
+
+
+def _nothing_streamed() -> int:
+    raise AssertionError("not called: the call's usage is known")  # pragma: no cover
 
 
 class SettleStage:
@@ -75,15 +83,30 @@ class SettleStage:
         hit = served.cache in HITS
         # a hit is priced at the deployment a fresh call would have tried first
         dep = self._first_of(call) if hit else served.deployment or self._first_of(call)
+        if reported is None and started and not hit and served.usage is None:
+            estimate, streamed = self._counters(call, dep, parts)
+        else:  # `account` counts nothing: no closures to make (once per call)
+            estimate, streamed = _no_demand, _nothing_streamed
         usage, cost = account(
             call,
             reported,
             started=started,
             price=self._prices.get(dep) if dep is not None else None,
-            estimate=lambda: self._estimate(call, dep),
-            streamed=lambda: self._estimator.streamed_output("".join(parts)) if parts else 0,
+            estimate=estimate,
+            streamed=streamed,
         )
-        emit_settled(self._events, call, usage, cost, served.deployment if hit else dep)
+        if self._events.wants(EVENT):  # `emit_settled`'s own test, without its call when no one
+            emit_settled(self._events, call, usage, cost, served.deployment if hit else dep)
+
+    def _counters(
+        self, call: Call, dep: str | None, parts: list[str] | None
+    ) -> tuple[Callable[[], Demand], Callable[[], int]]:
+        """What `account` counts for a stream cut before its usage arrived: the input estimate
+        and the output already streamed."""
+        return (
+            lambda: self._estimate(call, dep),
+            lambda: self._estimator.streamed_output("".join(parts)) if parts else 0,
+        )
 
     async def _end(
         self, call: Call, _: None, usage: Usage | None, started: bool, parts: list[str]

@@ -9,10 +9,12 @@ from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
 from headway.context import Call
 from headway.errors import HeadwayError, JobQueued
-from headway.observe.metrics import Metrics, input_bucket
+from headway.observe.metrics import INPUT_BUCKETS, Metrics, input_bucket
 from headway.pipeline import ChatHandler, StreamHandler, aclose
 from headway.services import Services
 from headway.types import ChatChunk, ChatResponse
+
+_FIRST_BOUND, _FIRST_NAME = INPUT_BUCKETS[0]
 
 
 class _Counts(Protocol):
@@ -45,22 +47,13 @@ class ObserveStage:
         #: (route, deployment, outcome, cache, input bucket, stream) -> the children it counts into
         self._series: dict[tuple[str | None, str, str, str, str, bool], _Series] = {}
 
-    def _series_of(
-        self,
-        route: str | None,
-        deployment: str,
-        outcome: str,
-        cache: str,
-        bucket: str,
-        stream: bool,
-    ) -> _Series:
-        key = (route, deployment, outcome, cache, bucket, stream)
-        series = self._series.get(key)
-        if series is None:
-            m = self.metrics
-            requests = m.requests_of(route or "-", deployment, outcome, cache)
-            latency = m.latency_of(deployment, bucket, "1" if stream else "0")
-            series = self._series[key] = _Series(requests, latency)
+    def _new_series(self, key: tuple[str | None, str, str, str, str, bool]) -> _Series:
+        """The children of one kind of call, met for the first time."""
+        route, deployment, outcome, cache, bucket, stream = key
+        m = self.metrics
+        requests = m.requests_of(route or "-", deployment, outcome, cache)
+        latency = m.latency_of(deployment, bucket, "1" if stream else "0")
+        series = self._series[key] = _Series(requests, latency)
         return series
 
     def _record(self, call: Call, started: float, outcome: str, stream: bool) -> None:
@@ -69,8 +62,12 @@ class ObserveStage:
         deployment = served.deployment or "-"
         cache = served.cache
         usage = served.usage
-        bucket = input_bucket(usage.input_tokens if usage else 0)
-        series = self._series_of(served.route, deployment, outcome, cache, bucket, stream)
+        tokens_in = usage.input_tokens if usage else 0
+        # most prompts fall in the first bucket: named here without `input_bucket`'s call
+        bucket = _FIRST_NAME if tokens_in < _FIRST_BOUND else input_bucket(tokens_in)
+        key = (served.route, deployment, outcome, cache, bucket, stream)
+        # looked up here, a call only for a kind of call not met before (once per call)
+        series = self._series.get(key) or self._new_series(key)
         series.requests.inc()
         series.latency.observe(self._clock.monotonic() - started)
         if served.ttft_s is not None:
@@ -102,9 +99,9 @@ class ObserveStage:
         try:
             response = await nxt(call)
         except HeadwayError as exc:
-            self._record(call, started, _outcome(exc), stream=False)
+            self._record(call, started, _outcome(exc), False)
             raise
-        self._record(call, started, "ok", stream=False)
+        self._record(call, started, "ok", False)
         return response
 
     async def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:
@@ -130,7 +127,7 @@ class ObserveStage:
                 if outcome != "ok":
                     await aclose(chunks)
             finally:
-                self._record(call, started, outcome, stream=True)
+                self._record(call, started, outcome, True)
 
 
 def _outcome(exc: HeadwayError) -> str:
