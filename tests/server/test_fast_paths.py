@@ -13,7 +13,7 @@ from headway.context import ANONYMOUS, Principal
 from headway.errors import AuthenticationFailed
 from headway.server import native_wire as wire
 from headway.server.auth import MASTER, Authenticator
-from headway.server.native import _name
+from headway.server.native_wire import header_name as _name
 
 
 def _parsed(url: bytes) -> tuple[str, bytes]:

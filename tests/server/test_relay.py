@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -111,3 +112,31 @@ async def test_pump_raises_the_stream_error_after_the_frames_before_it() -> None
     with pytest.raises(RuntimeError, match="cut"):
         await relay.pump(send)
     assert frames == [b"[a]", b"[b]"]
+
+
+async def test_pump_takes_a_synchronous_send_and_waits_only_for_what_it_returns() -> None:
+    """A server that buffers output sends without a coroutine per frame: None goes on at once,
+    anything else is awaited before the next frame."""
+    loop = asyncio.get_running_loop()
+    frames: list[bytes] = []
+    waits: list[asyncio.Future[None]] = []
+
+    def send(data: bytes) -> asyncio.Future[None] | None:
+        frames.append(data)
+        if data != b"[b]":
+            return None
+        wait: asyncio.Future[None] = loop.create_future()
+        waits.append(wait)
+        return wait
+
+    up = Upstream("a", "b", "c")
+    relay = Relay(await first_chunk(up), up, feed=feed, finish=lambda: b"<end>")
+    pumping = asyncio.ensure_future(relay.pump(send))
+    while not waits:
+        await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert frames == [b"[a]", b"[b]"] and not pumping.done()  # held until the wait is over
+    waits[0].set_result(None)
+    await pumping
+    assert frames == [b"[a]", b"[b]", b"[c]", b"<end>"]

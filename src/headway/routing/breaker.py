@@ -213,9 +213,10 @@ def record_success(state: BreakerState, policy: BreakerPolicy, now: float) -> Br
     idx = int(now // policy.bucket_s)
     buckets = state.buckets
     if buckets and buckets[-1][0] == idx and buckets[0][0] > idx - BUCKETS:
-        # `_count`'s common case inline: only the newest bucket changes
+        # `_count`'s common case inline: only the newest bucket changes (a concatenation, not
+        # `(*head, last)`, which builds a list first: ~450 instructions fewer)
         _, n, f = buckets[-1]
-        return BreakerState(CLOSED, 0, (*buckets[:-1], (idx, n + 1, f)))
+        return BreakerState(CLOSED, 0, buckets[:-1] + ((idx, n + 1, f),))  # noqa: RUF005
     return BreakerState(CLOSED, 0, _count(state, policy, now, False))
 
 

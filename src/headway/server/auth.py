@@ -89,18 +89,15 @@ class Authenticator:
         return token
 
     async def resolve(self, token: str, admin: bool = False) -> Principal:
-        """The caller an API key stands for (`known` returned the token)."""
-        principal = await self._resolve(token)
-        return self.require_admin(principal) if admin else principal
-
-    async def _resolve(self, token: str) -> Principal:
+        """The caller an API key stands for (`known` returned the token). One coroutine: every
+        request with a key that is not the master key awaits it."""
         resolver = self._key_resolver()
         principal = await resolver.resolve(token) if resolver is not None else None
-        if principal is not None:
-            return principal
-        if self.enabled:
-            raise AuthenticationFailed("Incorrect API key provided.")
-        return ANONYMOUS  # auth is off: an unknown key is just an anonymous caller
+        if principal is None:
+            if self._master is not None:
+                raise AuthenticationFailed("Incorrect API key provided.")
+            principal = ANONYMOUS  # auth is off: an unknown key is just an anonymous caller
+        return self.require_admin(principal) if admin else principal
 
     def require_admin(self, principal: Principal) -> Principal:
         if self.enabled and not principal.is_admin:

@@ -114,3 +114,28 @@ def target(url: bytes) -> tuple[str, bytes]:
     if "%" in path:
         path = unquote(path)  # UTF-8, as uvicorn decodes it
     return path, parsed.query or b""
+
+
+#: raw header name -> lower-cased text, learnt as they arrive: clients send the same few names
+#: on every request, and a dict hit is cheaper than decoding and lower-casing each
+NAMES: dict[bytes, str] = {}
+#: names of this length or more are decoded each time (the table only holds the usual ones)
+_NAME_MAX_LEN = 64
+_NAMES_MAX = 512
+METHODS: dict[bytes, str] = {}
+
+
+def header_name(raw: bytes) -> str:
+    name = raw.decode("latin-1").lower()
+    if len(raw) < _NAME_MAX_LEN and len(NAMES) < _NAMES_MAX:
+        NAMES[raw] = name
+    return name
+
+
+def method_name(raw: bytes) -> str:
+    method = METHODS.get(raw)
+    if method is None:
+        method = raw.decode("ascii")
+        if len(METHODS) < _NAMES_MAX:
+            METHODS[raw] = method
+    return method

@@ -38,7 +38,6 @@ class Relay:
         self,
         first: ChatChunk | None,
         stream: AsyncIterator[ChatChunk],
-        *,
         feed: Callable[[ChatChunk], bytes],
         finish: Callable[[], bytes],
         start: Callable[[], bytes] | None = None,
@@ -57,9 +56,11 @@ class Relay:
     def __anext__(self) -> Awaitable[bytes]:
         return self._frames.__anext__()
 
-    async def pump(self, send: Callable[[bytes], Awaitable[object]]) -> None:
+    async def pump(self, send: Callable[[bytes], Awaitable[object] | None]) -> None:
         """Hand every frame to `send`, in order, as iterating would give them (for a server
         that writes the body itself, in place of iterating): no generator step per frame.
+        `send` returns what to await before the next frame, or None to go on at once (a server
+        that buffers output waits only to drain: no coroutine per frame).
         Only on a relay nobody iterated; its errors are the stream's, as iterating raises them.
         """
         self._pumped = True
@@ -69,14 +70,22 @@ class Relay:
         self._first = None  # not kept alive for the whole stream
         head = self._start() if self._start is not None else b""
         if first is None:
-            await send(head + self._finish())
+            wait = send(head + self._finish())
+            if wait is not None:
+                await wait
             return
-        await send(head + feed(first))
+        wait = send(head + feed(first))
+        if wait is not None:
+            await wait
         async for chunk in stream:
             data = feed(chunk)
             if data:
-                await send(data)
-        await send(self._finish())
+                wait = send(data)
+                if wait is not None:
+                    await wait
+        wait = send(self._finish())
+        if wait is not None:
+            await wait
 
     async def aclose(self) -> None:
         if not self._pumped:  # else the generator never started: closing it would start it

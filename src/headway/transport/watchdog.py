@@ -74,7 +74,6 @@ class StreamWatchdog:
         self,
         clock: Clock,
         start: float,
-        *,
         end: float | None,
         first: float | None = None,
         stall: float | None = None,

@@ -169,7 +169,7 @@ class ChatStreamEncoder:
         "usage",
     )
 
-    def __init__(self, *, id: str, created: int, model: str, include_usage: bool) -> None:
+    def __init__(self, id: str, created: int, model: str, include_usage: bool) -> None:
         head = orjson.dumps(
             {"id": id, "object": "chat.completion.chunk", "created": created, "model": model}
         )
