@@ -246,3 +246,33 @@ async def test_reload_with_the_same_cache_config_keeps_entries(fake_clock: FakeC
         again = call("q")
         await ask(gw, again)
         assert again.served.cache == "exact" and p.calls == 1
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: connecting is refused at once."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_unreachable_redis_cache_is_a_miss_not_an_outage(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"redis://127.0.0.1:{_closed_port()}/0"
+    text = CONFIG % "false" + f"  backend: redis\n  redis_url: {url}\n"
+    p = Counting("a")
+    async with Gateway(load(text=text, env={}), clock=fake_clock, providers={"a": p}) as gw:
+        with caplog.at_level("WARNING", logger="headway.cache"):
+            first, again = (
+                call("What is the capital of Peru?"),
+                call("What is the capital of Peru?"),
+            )
+            assert (await ask(gw, first)).content
+            assert (await ask(gw, again)).content
+            chunks = [c async for c in gw.stream(call=call("And of Chile?"))]
+        assert first.served.cache == "miss" and again.served.cache == "miss"
+        assert chunks and p.calls == 3  # every call reached the provider: nothing was cached
+        warnings = [r for r in caplog.records if "cache store unavailable" in r.getMessage()]
+        assert len(warnings) >= 1

@@ -12,6 +12,8 @@ its final chunk; a stream that fails or is abandoned halfway stores nothing.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +26,7 @@ from headway.cache.ttl import Decision, TtlPolicy
 from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
 from headway.context import Call, Served
+from headway.errors import Unavailable
 from headway.pipeline import ChatHandler, StreamHandler
 from headway.services import Services
 from headway.types import ChatChunk, ChatResponse
@@ -31,6 +34,21 @@ from headway.types import ChatChunk, ChatResponse
 if TYPE_CHECKING:
     # the semantic tier (and numpy) is imported only when it is enabled (see factory.py)
     from headway.cache.semantic import Lookup, SemanticCache
+
+log = logging.getLogger("headway.cache")
+
+#: seconds between two warnings about an unreachable cache store (an outage would log per call)
+WARN_EVERY_S = 10.0
+_warned_at = [float("-inf")]
+
+
+def _store_down(exc: Unavailable) -> None:
+    """The cache store could not be reached: the call goes on without the cache, as a miss
+    (a cache is an optimisation; its outage must not become the gateway's). Warn now and then."""
+    now = time.monotonic()
+    if now - _warned_at[0] >= WARN_EVERY_S:
+        _warned_at[0] = now
+        log.warning("cache store unavailable, answering without the cache: %s", exc)
 
 
 @dataclass(slots=True)
@@ -127,6 +145,15 @@ class CacheStage:
         served.cache = "miss"
         return None
 
+    async def _lookup(self, call: Call, plan: _Plan) -> ChatResponse | None:
+        """`_find`, with an unreachable store taken as a miss."""
+        try:
+            return await self._find(call, plan)
+        except Unavailable as exc:
+            _store_down(exc)
+            call.served.cache = "miss"
+            return None
+
     def _find_now(self, call: Call, plan: _Plan, memory: MemoryStore) -> ChatResponse | None:
         """`_find` of the in-process store without a semantic tier: nothing awaits, so no
         coroutine is made for it."""
@@ -166,7 +193,11 @@ class CacheStage:
         if encoded is None:
             return
         raw, now, keep = encoded
-        await self.store.set(plan.key, raw, keep_s=keep, now=now)
+        try:
+            await self.store.set(plan.key, raw, keep_s=keep, now=now)
+        except Unavailable as exc:
+            _store_down(exc)  # the answer is the caller's all the same
+            return
         if self.semantic is not None and plan.text is not None:
             from headway.cache.index import Meta
 
@@ -194,7 +225,7 @@ class CacheStage:
             if memory is not None:
                 cached = self._find_now(call, plan, memory)
             else:
-                cached = await self._find(call, plan)
+                cached = await self._lookup(call, plan)
             if cached is not None:
                 return cached
         else:
@@ -216,7 +247,7 @@ class CacheStage:
                 yield chunk
             return
         if call.cache_directive != "no-cache":
-            cached = await self._find(call, plan)
+            cached = await self._lookup(call, plan)
             if cached is not None:
                 for chunk in replay(cached):
                     yield chunk
@@ -240,7 +271,11 @@ class CacheStage:
         if plan is None:
             return None
         now = self._clock.time()
-        entry = await self._entry(plan.key)
+        try:
+            entry = await self._entry(plan.key)
+        except Unavailable as exc:  # the ladder's next rung, as when nothing is kept
+            _store_down(exc)
+            return None
         if entry is None and self.semantic is not None and plan.text is not None:
             lookup = await self.semantic.lookup(plan.scope_id, plan.text, now=now)
             if lookup.hit is not None:
