@@ -58,6 +58,13 @@ class LimitStore(Protocol):
         ...
 
 
+def _drained(
+    state: tuple[float, float, float] | None, now: float, limit: int, period: float
+) -> float:
+    """A stored bucket's level at `now`: `window.drain` of its (used, ts); 0 when none is kept."""
+    return 0.0 if state is None else window.drain(state[0], state[1], now, limit, period)
+
+
 class MemoryLimitStore:
     """Per-process counters with the same semantics as the Redis store."""
 
@@ -73,20 +80,13 @@ class MemoryLimitStore:
         self._ids = itertools.count()
 
     # ---- reading ----------------------------------------------------------------------------
-    # Buckets (every rate limit) are inlined: these run for every item twice per call. The
-    # formulas are window.drain, bucket_wait and bucket_ttl, which the Lua script mirrors.
+    # A bucket's level is `_drained`; the formulas are window.drain, bucket_wait and bucket_ttl,
+    # which the Lua script mirrors.
 
     def _level(self, item: Item, now: float) -> float:
         kind = item.kind
         if kind == "bucket":
-            state = self._buckets.get(item.key)
-            if state is None:
-                return 0.0
-            used, ts, _ = state
-            if used > 0 and now > ts:
-                left = used - (now - ts) * item.limit / item.period
-                return left if left > 0.0 else 0.0
-            return used
+            return _drained(self._buckets.get(item.key), now, item.limit, item.period)
         if kind == "window":
             idx, used, _ = self._windows.get(item.key, (-1.0, 0.0, now))
             return used if idx == window.window_index(now, item.period) else 0.0
@@ -152,20 +152,10 @@ class MemoryLimitStore:
         levels: list[float] = []
         worst, worst_item = 0.0, None
         for item in items:
-            # `_level` of a bucket (most items) and of a window (budgets), inlined
+            # `_level` of a bucket (most items) and of a window (budgets), without its dispatch
             kind = item.kind
             if kind == "bucket":
-                state = buckets.get(item.key)
-                if state is None:
-                    level = 0.0
-                else:
-                    used, ts, _ = state
-                    if used > 0 and t > ts:
-                        level = used - (t - ts) * item.limit / item.period
-                        if not level > 0.0:
-                            level = 0.0
-                    else:
-                        level = used
+                level = _drained(buckets.get(item.key), t, item.limit, item.period)
             elif kind == "window":
                 state = windows.get(item.key)
                 if state is not None and state[0] == window.window_index(t, item.period):
@@ -277,17 +267,7 @@ class MemoryLimitStore:
                 continue
             # `_correct` of a bucket, inlined: its level, corrected and written when delta != 0
             # (else only read, as the Lua script does: a bucket drains the same either way)
-            state = buckets.get(item.key)
-            if state is None:
-                level = 0.0
-            else:
-                used, ts, _ = state
-                if used > 0 and t > ts:
-                    level = used - (t - ts) * item.limit / item.period
-                    if not level > 0.0:
-                        level = 0.0
-                else:
-                    level = used
+            level = _drained(buckets.get(item.key), t, item.limit, item.period)
             if delta:
                 level = level + delta
                 if not level > 0.0:

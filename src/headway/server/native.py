@@ -466,16 +466,7 @@ class HttpConnection(asyncio.Protocol):
         a full buffer needs waiting for."""
         if not data:
             return None  # an empty chunk would end a chunked body
-        # `wire.chunk` and `_put` inlined: a Python call fewer per frame
-        data = b"%x\r\n%b\r\n" % (len(data), data)
-        self.out.append(data)
-        size = self.out_size = self.out_size + len(data)
-        if size >= FLUSH_AT or self.write_paused:
-            return self._drain()
-        if not self.flush_pending:
-            self.flush_pending = True
-            self.shared.flush_later(self)
-        return None
+        return self._put(b"%x\r\n%b\r\n" % (len(data), data))  # `wire.chunk` inlined
 
     def _put(self, data: bytes) -> asyncio.Future[None] | None:
         """`_put_chunk` for a body without chunks (HTTP/1.0)."""
