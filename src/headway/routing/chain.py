@@ -27,6 +27,7 @@ from headway.routing.hedge import hedge_delay
 from headway.routing.policy import Member, Resilience, RoutePolicy
 from headway.routing.race import Runner, race
 from headway.routing.retry import Action, RetryBudget
+from headway.routing.streaming import stream_call
 from headway.types import ChatChunk, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse
 
 
@@ -334,8 +335,6 @@ class Chain:
         served: Served,
         skip: frozenset[str] = frozenset(),
     ) -> AsyncIterator[ChatChunk]:
-        from headway.routing.streaming import stream_call
-
         return stream_call(self, request, ctx, served, skip)
 
     def stream(self, request: ChatRequest, ctx: AttemptContext) -> AsyncIterator[ChatChunk]:

@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from headway.clock import Clock, SystemClock
 from headway.context import Served
 from headway.errors import Attempt, HeadwayError, InvalidRequest, StreamInterrupted, UpstreamTimeout
 from headway.pipeline import aclose
 from headway.providers.base import AttemptContext, Provider
-from headway.routing.chain import Chain
 from headway.routing.cursor import Cursor
 from headway.routing.deadline import after
 from headway.routing.hedge import hedge_delay
@@ -32,6 +32,9 @@ from headway.routing.retry import Action
 from headway.routing.splice import Diverged, Mode, Splicer
 from headway.transport.watchdog import StreamWatchdog
 from headway.types import ChatChunk, ChatRequest
+
+if TYPE_CHECKING:  # chain.py imports this module
+    from headway.routing.chain import Chain
 
 
 def _slow(exc: HeadwayError, silent_s: float, policy: RoutePolicy) -> bool:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from headway.server import fdtable
 from headway.server.gcpace import GcPacer
 from headway.server.native_serve import KEEPALIVE_S
 
@@ -124,6 +125,7 @@ async def _serve(options: ServeOptions, sock: socket.socket) -> int:
 
 def run_worker(options: ServeOptions, sock: socket.socket) -> int:
     """One server process: its own event loop, Gateway and app, accepting on `sock`."""
+    fdtable.reserve()  # first, while the process has one thread (see fdtable)
     logging.basicConfig(
         level=getattr(logging, options.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s",
