@@ -8,6 +8,10 @@ headway can change. It is measured with the CPU clock, one request after another
 depends on how busy the machine is, and `--cprofile` ranks the functions that spend it.
 
     python -m bench.inproc [--requests 5000] [--cprofile passthrough]
+
+The `redis` variant keeps limits, budgets and the exact cache in a redis-server it starts on a
+free port: its figure includes the client's socket writes and reads (and the wait for Redis's
+answers, which the CPU clock does not count).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import cProfile
 import io
 import pstats
+import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,6 +34,7 @@ import yaml
 from multidict import CIMultiDict
 
 from bench import configs
+from bench.procs import Cores, Procs
 from bench.streams import loop_factory
 from bench.upstream import _completion, _sse
 from headway.providers.base import HttpCall
@@ -166,13 +172,13 @@ def _body(i: int | None, stream: bool = False) -> bytes:
     return orjson.dumps(payload)
 
 
-async def _app(kind: str, workdir: Path) -> Any:
+async def _app(kind: str, workdir: Path, redis_url: str | None = None) -> Any:
     from headway.config.load import load
     from headway.gateway import Gateway
     from headway.server.app import App
     from headway.services import Services
 
-    runtime = load(text=yaml.safe_dump(configs.build(kind, 9, workdir)))
+    runtime = load(text=yaml.safe_dump(configs.build(kind, 9, workdir, redis_url)))
     gateway = Gateway(runtime, services=Services(transport=CannedTransport()))
     app = App(gateway)
     await app.startup()
@@ -185,7 +191,28 @@ VARIANTS: dict[str, tuple[str, bool, bool]] = {
     "stream": ("passthrough", True, False),
     "policies": ("policies", False, True),
     "cache_hit": ("cache", False, False),
+    # limits, budgets and the exact cache in a redis-server of its own (started and stopped
+    # with the app, outside the measured process: under callgrind only Python is counted)
+    "redis": ("redis", False, True),
 }
+
+
+class _WithRedis:
+    """An app whose redis-server stops with it."""
+
+    def __init__(self, app: Any, procs: Procs) -> None:
+        self.app = app
+        self._procs = procs
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+    async def shutdown(self) -> None:
+        try:
+            await self.app.shutdown()
+        finally:
+            self._procs.stop_all()
+            shutil.rmtree(self._procs.workdir, ignore_errors=True)
 
 
 def _caller(
@@ -203,8 +230,17 @@ async def variant(
     """The started app of a variant (shut it down when done) and the call that sends it one
     request, numbered (a numbered request differs from every other where the variant varies)."""
     kind, stream, vary = VARIANTS[name]
-    app = await _app(kind, workdir)
-    return app, _caller(Driver(app), stream, vary)
+    if kind != "redis":
+        app = await _app(kind, workdir)
+        return app, _caller(Driver(app), stream, vary)
+    procs = Procs(Path(tempfile.mkdtemp(prefix="headway-inproc-")), Cores(None, None))
+    try:
+        server = procs.redis()
+        app = _WithRedis(await _app(kind, workdir, f"redis://127.0.0.1:{server.port}/0"), procs)
+    except BaseException:
+        procs.stop_all()
+        raise
+    return app, _caller(Driver(app.app), stream, vary)
 
 
 async def run(

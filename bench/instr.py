@@ -25,6 +25,8 @@ Paths (instr_<path> in the JSON line):
   inproc_stream          ... a stream of 24 events
   inproc_policies        ... limits, budgets, a cache miss, metrics
   inproc_cache_hit       ... an exact-cache hit
+  inproc_redis           ... inproc_policies with limits, budgets and the cache in Redis (a
+                         redis-server of its own, outside valgrind: only Python is counted)
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ PATHS = (
     "inproc_stream",
     "inproc_policies",
     "inproc_cache_hit",
+    "inproc_redis",
 )
 #: paths whose calls go to the bench upstream over a socket
 NEEDS_UPSTREAM = frozenset({"raw_client"})
