@@ -9,17 +9,30 @@ import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
+from headway.clock import FakeClock
 from headway.limits.redis_store import RedisLimitStore, connect
 from headway.limits.values import Item, Rejection, Reservation, StoreUnavailable
+from headway.stores.redis import RedisClient
 from tests.conftest import free_port
 from tests.limits.items import bucket, slots, window
 
 
 class Counting:
-    """Counts the commands a client sends (each is one round trip without a pipeline)."""
+    """Counts the commands a client sends (each is one round trip without a pipeline). Every
+    command of headway's own client goes through its `send` (encoded already); a redis-py
+    client's through `execute_command`."""
 
     def __init__(self, client: Any) -> None:
         self.sent: list[str] = []
+        if isinstance(client, RedisClient):
+            send = client.send
+
+            def counted(command: bytes) -> Any:
+                self.sent.append(command_name(command))
+                return send(command)
+
+            client.send = counted  # type: ignore[method-assign]
+            return
         inner = client.execute_command
 
         async def execute_command(*args: Any, **kw: Any) -> Any:
@@ -27,6 +40,12 @@ class Counting:
             return await inner(*args, **kw)
 
         client.execute_command = execute_command
+
+
+def command_name(command: bytes) -> str:
+    """The name of a RESP-encoded command: its first bulk string."""
+    _, _, name, _ = command.split(b"\r\n", 3)
+    return name.decode().upper()
 
 
 @pytest.fixture
@@ -226,3 +245,25 @@ async def test_a_client_that_decodes_replies_reads_the_same_numbers(redis_url: s
         assert isinstance(rej, Rejection) and rej.retry_after == pytest.approx(14.0)
     finally:
         await text.aclose()
+
+
+@pytest.mark.parametrize("kind", ["headway", "redis-py"])
+async def test_a_limit_changed_under_the_same_key_is_sent_with_its_new_numbers(
+    kind: str, redis_url: str, fake_clock: FakeClock
+) -> None:
+    # what a counter sends is made once per key, and made again when its limit changes
+    # (a config reload): the script must never see the old limit
+    client: Any = connect(redis_url) if kind == "headway" else aioredis.from_url(redis_url)
+    try:
+        await client.execute_command("FLUSHDB")
+        store = RedisLimitStore(client, prefix="reload", clock=fake_clock)
+        assert isinstance(await store.reserve([bucket("u", limit=10, amount=8)]), Reservation)
+        assert isinstance(await store.reserve([bucket("u", limit=10, amount=8)]), Rejection)
+        grown = await store.reserve([bucket("u", limit=100, amount=8)])
+        assert isinstance(grown, Reservation) and grown.used == (16,)
+        await fake_clock.advance(0.1)
+        # 100 per second drains 10 in 0.1 s (100 per minute would drain 0.17)
+        faster = await store.reserve([bucket("u", limit=100, amount=8, period=1.0)])
+        assert isinstance(faster, Reservation) and faster.used[0] == pytest.approx(14)
+    finally:
+        await client.aclose()

@@ -5,7 +5,7 @@ that skips the lock never runs while another update of the same breaker waits on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
@@ -70,13 +70,13 @@ async def test_updates_of_a_fresh_state_need_no_round_trip(
     )
     await breakers.record("dep", POLICY, Outcome.SUCCESS, probe=False)  # the one read
     sent: list[object] = []
-    inner = lean.execute_command
+    inner = lean.send  # every command of the client, scripts' too, goes through it
 
-    async def counting(*args: object) -> object:
-        sent.append(args[0])
-        return await inner(*args)
+    def counting(command: bytes) -> Awaitable[object]:
+        sent.append(command)
+        return inner(command)
 
-    lean.execute_command = counting  # type: ignore[method-assign]
+    lean.send = counting  # type: ignore[method-assign]
     for _ in range(20):
         await breakers.admit("dep", POLICY)
         await breakers.record("dep", POLICY, Outcome.SUCCESS, probe=False)

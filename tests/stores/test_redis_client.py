@@ -120,8 +120,9 @@ async def test_an_unreachable_server_fails_fast_during_the_backoff() -> None:
 async def test_a_broken_connection_fails_what_waits_and_the_next_command_reconnects(
     client: RedisClient, redis_url: str
 ) -> None:
+    await client.execute_command("PING")  # the connection is open
+    # written at once, and answered never: a PING after it would wait behind it
     waiting = asyncio.ensure_future(client.execute_command("BLPOP", "never", 0))
-    await client.execute_command("PING")  # BLPOP was sent before it
     admin: Any = aioredis.from_url(redis_url)
     try:
         await admin.execute_command("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from headway.cache.config import CacheConfig
 from headway.cache.entry import Decoder, Entry, StreamAssembler, encode, replay
 from headway.cache.keys import request_key, scope_of, single_turn_text
-from headway.cache.store import CacheStore, MemoryStore
+from headway.cache.store import CacheStore, MemoryStore, RedisStore
 from headway.cache.ttl import Decision, TtlPolicy
 from headway.clock import Clock
 from headway.config.runtime import RuntimeConfig
@@ -29,6 +29,7 @@ from headway.context import Call, Served
 from headway.errors import Unavailable
 from headway.pipeline import ChatHandler, StreamHandler
 from headway.services import Services
+from headway.stores.redis import Detached, write_follows
 from headway.types import ChatChunk, ChatResponse
 
 if TYPE_CHECKING:
@@ -80,6 +81,11 @@ class CacheStage:
         self._closed = False
         self._decode = Decoder()
         self._per_tenant = cfg.scope == "tenant"
+        #: an exact-only Redis store: read without `_lookup`'s coroutines, and a fresh answer's
+        #: SET need not be awaited when an outer stage's awaited write follows it
+        #: (`_store_detached`)
+        self._detach = semantic is None and isinstance(store, RedisStore)
+        self._sink = Detached(_store_down)
 
     # ---- planning -----------------------------------------------------------------------------
 
@@ -154,12 +160,11 @@ class CacheStage:
             call.served.cache = "miss"
             return None
 
-    def _find_now(self, call: Call, plan: _Plan, memory: MemoryStore) -> ChatResponse | None:
-        """`_find` of the in-process store without a semantic tier: nothing awaits, so no
-        coroutine is made for it."""
+    def _find_now(self, call: Call, plan: _Plan, raw: bytes | None) -> ChatResponse | None:
+        """`_find` without a semantic tier, of what the store holds (`raw`): nothing awaits
+        once it was read, so no coroutine is made for it."""
         now = self._clock.time()
         served = call.served
-        raw = memory.get_now(plan.key)
         entry = self._decode(plan.key, raw) if raw is not None else None
         if entry is not None:
             if entry.fresh(now):
@@ -212,6 +217,19 @@ class CacheStage:
                     vector=vector,
                 )
 
+    def _store_detached(self, call: Call, plan: _Plan, response: ChatResponse) -> bool:
+        """`_store` of an exact-only Redis store, with the SET written and its reply not
+        awaited (a failure is reported by `_store_down`, as `_store` does). Only while an
+        outer stage awaits a Redis write after this one (`write_follows`): that keeps the SET
+        on its socket before the response, so a later request on any replica reads the entry.
+        False when the SET could not be written so: `_store` it then."""
+        encoded = self._encoded(call, plan, response)
+        if encoded is None:
+            return True
+        raw, _, keep = encoded
+        assert isinstance(self.store, RedisStore)
+        return self.store.set_detached(plan.key, raw, keep_s=keep, sink=self._sink)
+
     # ---- the stage ----------------------------------------------------------------------------
 
     async def chat(self, call: Call, nxt: ChatHandler) -> ChatResponse:
@@ -223,7 +241,15 @@ class CacheStage:
         memory = store if type(store) is MemoryStore and self.semantic is None else None
         if call.cache_directive != "no-cache":
             if memory is not None:
-                cached = self._find_now(call, plan, memory)
+                cached = self._find_now(call, plan, memory.get_now(plan.key))
+            elif self._detach:
+                # an exact-only Redis store: `_lookup` without its two coroutines
+                try:
+                    raw = await self.store.get(plan.key)
+                except Unavailable as exc:
+                    _store_down(exc)
+                    raw = None
+                cached = self._find_now(call, plan, raw)
             else:
                 cached = await self._lookup(call, plan)
             if cached is not None:
@@ -232,7 +258,10 @@ class CacheStage:
             call.served.cache = "miss"
         response = await nxt(call)
         if memory is None:
-            await self._store(call, plan, response)
+            if not (
+                self._detach and write_follows.get() and self._store_detached(call, plan, response)
+            ):
+                await self._store(call, plan, response)
         else:
             encoded = self._encoded(call, plan, response)
             if encoded is not None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from headway.cache.entry import decode
 from headway.cache.keys import tenant_tag
-from headway.stores.redis import RedisClient, commands
+from headway.stores.redis import Detached, RedisClient, commands
+from headway.stores.resp import encode
 
 #: what an entry costs besides its key and value objects: the dict slot and node of the LRU,
 #: the (value, expiry) tuple and the expiry float (measured with tracemalloc: ~150 bytes)
@@ -27,9 +29,10 @@ def entry_size(key: str, value: bytes) -> int:
 
 
 class CacheStore(Protocol):
-    async def get(self, key: str) -> bytes | None: ...
+    # awaitables, not coroutines: a remote store hands back its reply's future as is
+    def get(self, key: str) -> Awaitable[bytes | None]: ...
 
-    async def set(self, key: str, value: bytes, *, keep_s: float, now: float) -> None:
+    def set(self, key: str, value: bytes, *, keep_s: float, now: float) -> Awaitable[object]:
         """Store `value` until `now + keep_s` (freshness TTL plus the allowed staleness)."""
         ...
 
@@ -138,13 +141,27 @@ class RedisStore:
     def from_url(cls, url: str) -> RedisStore:
         return cls(RedisClient(url), owns_client=True)
 
-    async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._r.execute_command("GET", self.prefix + key)
-        return value
+    # get and set hand back the client's reply future: no coroutine per command
+    def get(self, key: str) -> Awaitable[bytes | None]:
+        reply: Awaitable[bytes | None] = self._r.execute_command("GET", self.prefix + key)
+        return reply
 
-    async def set(self, key: str, value: bytes, *, keep_s: float, now: float) -> None:
+    def set(self, key: str, value: bytes, *, keep_s: float, now: float) -> Awaitable[object]:
         px = str(max(1, int(keep_s * 1000)))  # text: encoded inline, without the generic path
-        await self._r.execute_command("SET", self.prefix + key, value, "PX", px)
+        reply: Awaitable[object] = self._r.execute_command(
+            "SET", self.prefix + key, value, "PX", px
+        )
+        return reply
+
+    def set_detached(self, key: str, value: bytes, *, keep_s: float, sink: Detached) -> bool:
+        """`set` written now with the loop iteration's other commands, its reply not awaited
+        (an error goes to `sink`). False, and nothing written, when that is not possible (a
+        connection not open yet, a redis-py client): `set` it then."""
+        client = self._r
+        if type(client) is not RedisClient:
+            return False
+        px = str(max(1, int(keep_s * 1000)))
+        return client.post(encode(("SET", self.prefix + key, value, "PX", px)), sink)
 
     async def delete(self, key: str) -> None:
         await self._r.execute_command("DEL", self.prefix + key)

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from headway.clock import Clock
 from headway.limits.values import Item, Outcome, Rejection, Reservation, StoreUnavailable
-from headway.stores.redis import RedisClient, RedisUnavailable, Script, commands
+from headway.stores.redis import NoScript, RedisClient, RedisUnavailable, Script, commands
 from headway.stores.redis import connect as _connect
+from headway.stores.resp import encode_tail
 
 _KIND = {"bucket": "b", "window": "w", "concurrency": "c"}
 
@@ -47,8 +48,19 @@ def _fmt(x: float) -> str:
     return repr(float(x))
 
 
-#: distinct (kind, limit, period) whose text is kept; past it the cache starts over
-_MAX_HEADS = 4096
+#: counters whose encoded parts are kept; past it the cache starts over
+_MAX_KNOWN = 4096
+
+
+class _Known(NamedTuple):
+    """What a counter sends every call, made once."""
+
+    kind: str  # the kind, limit and period it was made for
+    limit: int
+    period: float
+    key: str  # its key in Redis
+    key_bulk: bytes  # that key as a RESP bulk string
+    text: str  # "kind limit period", the fixed part of its numbers
 
 
 class RedisLimitStore:
@@ -58,8 +70,8 @@ class RedisLimitStore:
         self._client = commands(client)
         self._prefix = "{" + prefix + "}:l:"
         self._clock = clock
-        #: (kind, limit, period) -> "kind limit period", the fixed part of an item's arguments
-        self._heads: dict[tuple[str, int, float], str] = {}
+        #: item key -> what its counter sends (`_Known`)
+        self._known: dict[str, _Known] = {}
         # Reservation ids name concurrency leases, which every replica shares: unique per store
         # by a random tag, then a counter (no system call per reservation, as os.urandom makes)
         self._id_tag = os.urandom(6).hex()
@@ -72,23 +84,56 @@ class RedisLimitStore:
             return _fmt(self._clock.time())
         return ""
 
-    def _head(self, item: Item) -> str:
-        """The text of an item's kind, limit and period, formatted once per distinct limit (the
-        callers look in `_heads` themselves first)."""
-        if len(self._heads) >= _MAX_HEADS:
-            self._heads.clear()
+    def _learn(self, item: Item) -> _Known:
+        """What `item`'s counter sends, made once per counter (the callers look in `_known`
+        themselves first, and check it was made for the item's kind, limit and period)."""
+        if len(self._known) >= _MAX_KNOWN:
+            self._known.clear()
+        key = self._prefix + item.key
+        data = key.encode()
         head = f"{_KIND[item.kind]} {item.limit} {_fmt(item.period)}"
-        self._heads[(item.kind, item.limit, item.period)] = head
-        return head
+        known = _Known(
+            item.kind,
+            item.limit,
+            item.period,
+            key,
+            b"$%d\r\n%b\r\n" % (len(data), data),
+            head,
+        )
+        self._known[item.key] = known
+        return known
 
-    async def _run(self, op: str, now: float | None, rid: str, keys: list[str], packed: str) -> Any:
-        """The script's reply split into its values (bytes, or str from a client that decodes)."""
-        args = (op, self._time_arg(now), rid, packed)
+    def _counters(self, items: Iterable[Item]) -> list[_Known]:
+        known, learn = self._known, self._learn
+        out: list[_Known] = []
+        for i in items:
+            k = known.get(i.key)
+            if k is None or k.limit != i.limit or k.period != i.period or k.kind != i.kind:
+                k = learn(i)
+            out.append(k)
+        return out
+
+    def _send(self, counters: list[_Known], args: tuple[str, str, str, str]) -> Awaitable[Any]:
+        """The script's EVALSHA, its reply to await. To headway's own client it goes as bytes
+        made mostly of parts encoded once (the head per shape, each key per counter)."""
+        client = self._client
+        if type(client) is RedisClient:
+            head = script().head(len(counters), len(args))
+            keys = b"".join([k.key_bulk for k in counters])
+            return client.send(head + keys + encode_tail(args))
+        return script().evalsha(client, [k.key for k in counters], args)
+
+    async def _run(self, counters: list[_Known], args: tuple[str, str, str, str]) -> Any:
+        """The script's reply split into its values (bytes, or str from a client that decodes).
+        NOSCRIPT is answered with the script itself."""
         try:
-            result = await script().run(self._client, keys, args)
+            try:
+                reply = await self._send(counters, args)
+            except NoScript:
+                reply = await script().eval(self._client, [k.key for k in counters], args)
         except RedisUnavailable as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return result.split()
+        return reply.split()
 
     async def reserve(
         self,
@@ -97,13 +142,21 @@ class RedisLimitStore:
         *,
         now: float | None = None,
     ) -> Outcome:
-        flat = [*items, *(i for group in alternatives for i in group)]
+        flat = [*items, *(i for group in alternatives for i in group)] if alternatives else items
         rid = f"{self._id_tag}{next(self._ids):x}"
-        prefix, heads, head = self._prefix, self._heads, self._head
-        keys = [prefix + i.key for i in flat]
+        counters = self._counters(flat)
         packed = [f"{len(items)} {len(alternatives)}", *(str(len(g)) for g in alternatives)]
-        packed += [f"{heads.get((i.kind, i.limit, i.period)) or head(i)} {i.amount}" for i in flat]
-        result = await self._run("reserve", now, rid, keys, " ".join(packed))
+        packed += [f"{k.text} {i.amount}" for k, i in zip(counters, flat, strict=True)]
+        args = ("reserve", self._time_arg(now), rid, " ".join(packed))
+        # `_run`, inlined: one coroutine less per reservation
+        try:
+            try:
+                reply = await self._send(counters, args)
+            except NoScript:
+                reply = await script().eval(self._client, [k.key for k in counters], args)
+        except RedisUnavailable as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        result = reply.split()
         at = float(result[1])  # float() reads bytes and str alike
         if int(result[0]) == 0:
             wait = float(result[3])
@@ -125,20 +178,39 @@ class RedisLimitStore:
             raise ValueError("settle needs one actual amount per reserved item")
         if not reservation.items and not extra:
             return ()
-        prefix, heads, head = self._prefix, self._heads, self._head
-        keys = [prefix + i.key for i in reservation.items]
-        keys += [prefix + i.key for i in extra]
+        counters, packed = self._settlement(reservation, actual, extra)
+        args = ("settle", self._time_arg(now), reservation.id, packed)
+        result = await self._run(counters, args)
+        return tuple(map(float, result[1:]))
+
+    def settle_soon(
+        self, reservation: Reservation, actual: Sequence[int], extra: Sequence[Item] = ()
+    ) -> Awaitable[Any]:
+        """`settle`, written to the connection now (a cancellation of its caller can no longer
+        lose it), without a coroutine: the script's raw reply, to await. Raises as the client
+        does (`NoScript`: run `settle` instead, which answers it; `RedisUnavailable`)."""
+        if len(actual) != len(reservation.items):
+            raise ValueError("settle needs one actual amount per reserved item")
+        counters, packed = self._settlement(reservation, actual, extra)
+        return self._send(counters, ("settle", self._time_arg(None), reservation.id, packed))
+
+    def _settlement(
+        self, reservation: Reservation, actual: Sequence[int], extra: Sequence[Item]
+    ) -> tuple[list[_Known], str]:
+        """A settlement's counters and packed numbers."""
+        items = reservation.items
+        counters = self._counters(items)
         anchor = _fmt(reservation.at)
         packed = [
-            f"{heads.get((i.kind, i.limit, i.period)) or head(i)} {amount - i.amount} {anchor}"
-            for i, amount in zip(reservation.items, actual, strict=True)
+            f"{k.text} {amount - i.amount} {anchor}"
+            for k, i, amount in zip(counters, items, actual, strict=True)
         ]
-        # "-": an item that was never reserved is anchored at the settlement
-        packed += [
-            f"{heads.get((i.kind, i.limit, i.period)) or head(i)} {i.amount} -" for i in extra
-        ]
-        result = await self._run("settle", now, reservation.id, keys, " ".join(packed))
-        return tuple(map(float, result[1:]))
+        if extra:
+            more = self._counters(extra)
+            # "-": an item that was never reserved is anchored at the settlement
+            packed += [f"{k.text} {i.amount} -" for k, i in zip(more, extra, strict=True)]
+            counters += more
+        return counters, " ".join(packed)
 
     async def release(self, reservation: Reservation, *, now: float | None = None) -> None:
         await self.settle(reservation, [0] * len(reservation.items), now=now)

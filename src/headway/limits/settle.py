@@ -4,18 +4,19 @@ settle-only stage (limits/settle_only.py) use; the rest is pure arithmetic."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from headway.budgets.pricing import Price, cost_micro
 from headway.budgets.values import MICRO
 from headway.context import Call
 from headway.limits.estimate import Demand
-from headway.limits.values import Item
+from headway.limits.values import Item, Reservation
 from headway.observe.events import EventBus
 from headway.pipeline import StreamHandler, aclose
 from headway.types import ChatChunk, Usage
@@ -221,3 +222,25 @@ async def settled_stream(
                 await aclose(chunks)
         finally:
             await end(call, token, usage, started, parts)
+
+
+#: what the limits stage's settlement needs: the call, its reservation, the amount per reserved
+#: item, items charged without a reservation, and (usage, cost, deployment) for `call.settled`
+SettleJob = tuple[
+    Call, Reservation, list[int], Sequence[Item], tuple[Usage, Decimal | None, str | None]
+]
+
+#: `settle_soon` of a store that has it (limits/redis_store.RedisLimitStore): the settlement
+#: written at once, its raw reply to await
+SettleSoon = Callable[[Reservation, Sequence[int], Sequence[Item]], Awaitable[Any]]
+
+
+def pass_on(done: asyncio.Future[None], task: asyncio.Future[None]) -> None:
+    """Complete `done` as `task` completed (unless its awaiting caller went away)."""
+    if done.done():
+        return
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None:
+        done.set_exception(exc)
+    else:
+        done.set_result(None)

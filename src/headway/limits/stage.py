@@ -12,8 +12,12 @@ wait in a fair queue when capacity is short, settle to real usage after.
 Streams settle in the generator's `finally` (limits/settle.settled_stream, shared with the
 settle-only stage): on normal end, on error, and when the client goes away (GeneratorExit from
 aclose, or CancelledError). With a remote store, settlement runs in a shielded task so a second
-cancellation cannot lose it; the memory store reserves and settles synchronously (nothing to
-cancel, and no coroutine, task or queue round per call while nobody waits in line). Either
+cancellation cannot lose it; a store that writes the settlement at once (Redis: `settle_soon`)
+needs no task, since nothing can unsend it, and what follows its reply runs in a callback. While
+that settlement is to follow, inner stages may write to Redis without awaiting the reply
+(`headway.stores.redis.write_follows`: the cache's SET). The memory store reserves and settles
+synchronously (nothing to cancel, and no coroutine, task or queue round per call while nobody
+waits in line). Either
 store is asked at once, outside the fair queue, while nobody waits in line for the call's limits.
 
 The planner resolves each caller's items and each deployment's encoding, factor and price once
@@ -27,6 +31,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, fields, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from headway.budgets.alerts import BudgetAlerts
@@ -41,7 +46,17 @@ from headway.limits.estimate import Demand, Estimator
 from headway.limits.headers import ratelimit_headers, rejection_error
 from headway.limits.plan import Plan, Planner, esc, rate_items
 from headway.limits.queue import FairQueue
-from headway.limits.settle import HITS, Actual, account, emit_settled, settled_stream, settlement
+from headway.limits.settle import (
+    HITS,
+    Actual,
+    SettleJob,
+    SettleSoon,
+    account,
+    emit_settled,
+    pass_on,
+    settled_stream,
+    settlement,
+)
 from headway.limits.settle_only import SettleStage, build_settle_only
 from headway.limits.setup import check_config, shared_store
 from headway.limits.store import LimitStore, MemoryLimitStore
@@ -49,6 +64,8 @@ from headway.limits.values import Item, Outcome, Rejection, Reservation, StoreUn
 from headway.observe.events import EventBus
 from headway.pipeline import ChatHandler, StreamHandler
 from headway.services import Services
+from headway.stores.redis import write_follows
+from headway.stores.resp import NoScript, RedisUnavailable
 from headway.types import ChatChunk, ChatRequest, ChatResponse, Usage
 
 log = logging.getLogger("headway.limits")
@@ -103,7 +120,12 @@ class LimitsStage:
         self._alerts = alerts
         self._clock = clock
         self._events = events
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Future[None]] = set()
+        #: a store that writes a settlement at once and hands back its reply (Redis): settled
+        #: without a task of its own (limits/redis_store.RedisLimitStore.settle_soon)
+        self._settle_soon: SettleSoon | None = (
+            getattr(store, "settle_soon", None) if self._memory is None else None
+        )
 
     # ---- admission --------------------------------------------------------------------------
 
@@ -292,9 +314,9 @@ class LimitsStage:
         started: bool,
         parts: list[str] | None = None,
     ) -> None:
-        task = self._finish_now(ticket, call, reported, started=started, parts=parts)
-        if task is not None:
-            await asyncio.shield(task)
+        settling = self._finish_now(ticket, call, reported, started=started, parts=parts)
+        if settling is not None:
+            await settling
 
     def _finish_now(
         self,
@@ -306,8 +328,8 @@ class LimitsStage:
         parts: list[str] | None = None,
     ) -> asyncio.Future[None] | None:
         """Settle the call: at once with the in-process store (or with nothing to settle);
-        with a remote store, the settlement's task is returned, for the caller to await
-        shielded (a second cancellation then cannot lose it)."""
+        with a remote store, a future of the settlement is returned, for the caller to await
+        (its cancellation cannot lose the settlement)."""
         served = call.served
         dep = ticket.accounted = served.deployment or ticket.deployment
         usage, cost = account(
@@ -344,13 +366,54 @@ class LimitsStage:
                 self._queue.kick(i.key for i in res.items)
             emit_settled(self._events, call, usage, cost, settled_dep)
             return None
+        if self._settle_soon is not None:
+            return self._settling((call, res, amounts, extra, (usage, cost, settled_dep)))
         # a remote store: a task, shielded, so a second cancellation cannot lose the settlement
         task = asyncio.ensure_future(
             self._settle(call, res, amounts, extra, (usage, cost, settled_dep))
         )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
-        return task
+        return asyncio.shield(task)
+
+    def _settling(self, job: SettleJob) -> asyncio.Future[None]:
+        """`_settle` through `settle_soon`: the settlement is written to the connection here, so
+        no cancellation can lose it, and what follows its reply runs in a callback; a task, a
+        coroutine and a shield per call are spared. The future returned is done after that."""
+        assert self._settle_soon is not None
+        reply = self._settle_soon(job[1], job[2], job[3])
+        if not isinstance(reply, asyncio.Future):  # a connection being opened: not written yet
+            reply = asyncio.ensure_future(reply)
+        done: asyncio.Future[None] = reply.get_loop().create_future()
+        self._pending.add(done)
+        reply.add_done_callback(partial(self._settled, done, job))
+        return done
+
+    def _settled(
+        self, done: asyncio.Future[None], job: SettleJob, reply: asyncio.Future[Any]
+    ) -> None:
+        """After a `_settling` reply: what `_settle` does after the store's answer."""
+        self._pending.discard(done)
+        call, res, _, _, settled = job
+        exc = None if reply.cancelled() else reply.exception()
+        if isinstance(exc, NoScript):
+            # the server lost the script since the reservation: the store's coroutine sends it
+            task = asyncio.ensure_future(self._settle(*job))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            task.add_done_callback(partial(pass_on, done))
+            return
+        if isinstance(exc, RedisUnavailable):
+            # the reservation stays charged until its windows drain: safe, never overspent
+            log.warning("could not settle %s: %s", call.request_id, exc)
+        elif exc is not None:  # as `_settle` would raise it
+            if not done.done():
+                done.set_exception(exc)
+            return
+        self._queue.kick(i.key for i in res.items)
+        emit_settled(self._events, call, *settled)
+        if not done.done():  # its awaiting caller may have been cancelled
+            done.set_result(None)
 
     async def _settle(
         self,
@@ -399,14 +462,25 @@ class LimitsStage:
         ticket = self._admit_now(call)
         if not isinstance(ticket, Ticket):
             ticket = await ticket
+        res = ticket.reservation
+        # a settlement will be written and awaited after the inner stages, before the response:
+        # their Redis writes may leave with it, unawaited (cache/stage.py, `_store_detached`)
+        follows = (
+            write_follows.set(True)
+            if self._settle_soon is not None and res is not None and res.items
+            else None
+        )
         try:
             response = await nxt(call)
         except BaseException:
             await self._finish(ticket, call, None, started=False)
             raise
-        task = self._finish_now(ticket, call, response.usage, started=True)
-        if task is not None:
-            await asyncio.shield(task)
+        finally:
+            if follows is not None:
+                write_follows.reset(follows)
+        settling = self._finish_now(ticket, call, response.usage, started=True)
+        if settling is not None:
+            await settling
         return response
 
     def stream(self, call: Call, nxt: StreamHandler) -> AsyncIterator[ChatChunk]:

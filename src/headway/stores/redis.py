@@ -6,7 +6,10 @@ budgets and an exact cache on Redis sends four or five commands, so the client u
 of the gateway's CPU. This client sends every command of a process over one connection: commands
 issued concurrently are written together (one socket write per event-loop iteration) and their
 replies are matched in order (Redis answers a connection's commands in order). No pool, no
-per-command timeout object, no health checks.
+per-command timeout object, no health checks. A command is written when it is made, and on an
+open connection `execute_command` hands back its reply's future, not a coroutine; `post` writes
+one whose reply nobody awaits (its errors go to a `Detached` sink), and `send` takes a command
+encoded already (a script's EVALSHA head is encoded once per shape).
 
 Failures: a connection that cannot be opened, breaks, or stops answering for `timeout_s` while
 commands wait fails those commands with `RedisUnavailable`; the next command reconnects. After a
@@ -23,7 +26,8 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -36,11 +40,13 @@ from headway.stores.resp import (
     RedisReplyError,
     RedisUnavailable,
     encode,
+    encode_tail,
     parse,
 )
 
 __all__ = [
     "Commands",
+    "Detached",
     "NoScript",
     "RedisClient",
     "RedisError",
@@ -49,6 +55,7 @@ __all__ = [
     "Script",
     "commands",
     "connect",
+    "write_follows",
 ]
 
 _FIRST_BACKOFF_S = 0.05
@@ -57,7 +64,7 @@ _FIRST_BACKOFF_S = 0.05
 class Commands(Protocol):
     """What headway's Redis stores need from a client."""
 
-    async def execute_command(self, *args: Any) -> Any: ...
+    def execute_command(self, *args: Any) -> Awaitable[Any]: ...
 
     def subscribe(self, channel: str) -> Subscription: ...
 
@@ -111,13 +118,41 @@ class Endpoint:
         return self.unix_path or f"{self.host}:{self.port}"
 
 
+#: True while the call's outer stage will write a Redis command and await its reply once the
+#: inner stages return, before the response is sent (the limits stage's settlement). A command
+#: an inner stage writes meanwhile without awaiting its reply (`RedisClient.post`) is then on
+#: its socket before the response too, whatever connection it took: the awaited reply takes at
+#: least one loop iteration, and the connection's write was scheduled before it.
+write_follows: ContextVar[bool] = ContextVar("headway_redis_write_follows", default=False)
+
+
+class Detached:
+    """Stands in for the future of a command nobody awaits (`RedisClient.post`): its reply is
+    dropped, and an error reply or a failed connection goes to `on_error`. One serves every
+    such command of its owner: nothing is made per command."""
+
+    __slots__ = ("on_error",)
+
+    def __init__(self, on_error: Callable[[RedisError], object]) -> None:
+        self.on_error = on_error
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, result: Any) -> None:
+        return None
+
+    def set_exception(self, error: BaseException) -> None:
+        self.on_error(error if isinstance(error, RedisError) else RedisUnavailable(str(error)))
+
+
 class _Connection(asyncio.Protocol):
     """One socket. Commands wait in `waiting`, in the order they were written."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
         self.loop = loop
         self.closed = False
-        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.waiting: deque[asyncio.Future[Any] | Detached] = deque()
         #: set for a subscriber: replies go here instead of to `waiting`
         self.pushed: asyncio.Queue[Any] | None = None
         self._timeout = timeout_s
@@ -139,6 +174,14 @@ class _Connection(asyncio.Protocol):
         self.waiting.append(fut)
         self.write(data)
         return fut
+
+    def post(self, data: bytes, sink: Detached) -> None:
+        """`send` without a future: the reply goes to `sink`."""
+        if self.closed:
+            sink.set_exception(RedisUnavailable("the redis connection is closed"))
+            return
+        self.waiting.append(sink)
+        self.write(data)
 
     def write(self, data: bytes) -> None:
         # commands issued in the same loop iteration leave in one write (one syscall)
@@ -238,7 +281,15 @@ class RedisClient:
         self._last_error = ""
         self._subscribers: set[_Subscription] = set()
 
-    async def execute_command(self, *args: Any) -> Any:
+    def execute_command(self, *args: Any) -> Awaitable[Any]:
+        """The command's reply, to await. On an open connection the command is written at once
+        (it leaves with the loop iteration's other commands) and its reply future is returned
+        as is: no coroutine per command, which cost more than the command's encoding."""
+        return self.send(encode(args))
+
+    def send(self, command: bytes) -> Awaitable[Any]:
+        """`execute_command` of a command already RESP-encoded (a caller that sends the same
+        head again and again encodes it once)."""
         conn = self._conn
         # A connection belongs to the loop that opened it; a caller always runs on a running
         # loop, so a connection whose loop is not running belongs to an older one (tests start
@@ -246,8 +297,23 @@ class RedisClient:
         # a getpid() system call per command (asyncio checks the pid on every lookup).
         # One client serves one event loop at a time, as one connection can.
         if conn is None or conn.closed or not conn.loop.is_running():
-            conn = await self._connection()
-        return await conn.send(encode(args))
+            return self._send_opening(command)
+        return conn.send(command)
+
+    def post(self, command: bytes, sink: Detached) -> bool:
+        """Write an encoded command whose reply nobody awaits (it goes to `sink`, errors
+        included) with the loop iteration's other commands. False, and nothing written, when
+        the connection is not open: the caller sends it with `send` instead."""
+        conn = self._conn
+        if conn is None or conn.closed or not conn.loop.is_running():
+            return False
+        conn.post(command, sink)
+        return True
+
+    async def _send_opening(self, command: bytes) -> Any:
+        """`send` when the connection must be opened first (written only once it is)."""
+        conn = await self._connection()
+        return await conn.send(command)
 
     async def _connection(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -448,14 +514,40 @@ class Script:
     """A Lua script run by EVALSHA; when the server lacks it (restart, SCRIPT FLUSH) the NOSCRIPT
     error is answered with one EVAL, which also caches it for the next EVALSHA."""
 
-    __slots__ = ("sha", "text")
+    __slots__ = ("_heads", "sha", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
+        #: (number of keys, number of args) -> the encoded "EVALSHA sha numkeys" of a call
+        self._heads: dict[tuple[int, int], bytes] = {}
 
     async def run(self, client: Commands, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
-            return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            return await self.evalsha(client, keys, args)
         except NoScript:
-            return await client.execute_command("EVAL", self.text, len(keys), *keys, *args)
+            return await self.eval(client, keys, args)
+
+    def evalsha(self, client: Commands, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
+        """The EVALSHA's reply, to await (NOSCRIPT raised as `NoScript`: answer it with
+        `eval`). To headway's own client it goes with its head encoded once per shape."""
+        if type(client) is not RedisClient:
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        return client.send(self.head(len(keys), len(args)) + encode_tail(keys, args))
+
+    def head(self, keys: int, args: int) -> bytes:
+        """The encoded start of an EVALSHA of `keys` keys and `args` args (the array's length,
+        EVALSHA, the sha, the number of keys): what the keys and args follow."""
+        head = self._heads.get((keys, args))
+        if head is None:
+            if len(self._heads) >= 256:  # shapes are few (items per call); never unbounded
+                self._heads.clear()
+            whole = encode(("EVALSHA", self.sha, keys))
+            # the array's length counts the keys and args that follow the three head values
+            head = b"*%d" % (3 + keys + args) + whole[whole.index(b"\r\n") :]
+            self._heads[(keys, args)] = head
+        return head
+
+    def eval(self, client: Commands, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
+        """The script sent whole (after NOSCRIPT); the server caches it for the next EVALSHA."""
+        return client.execute_command("EVAL", self.text, len(keys), *keys, *args)

@@ -63,6 +63,17 @@ def encode(args: Sequence[Any]) -> bytes:
     return b"*%d\r\n" % len(data) + b"".join([b"$%d\r\n%b\r\n" % (len(d), d) for d in data])
 
 
+def encode_tail(*parts: Sequence[Any]) -> bytes:
+    """The values of `parts` as bulk strings, for a command whose head (`*N` and its first
+    values) the caller encoded once: the same bytes `encode` makes of them."""
+    data = [
+        v.encode() if type(v) is str else v if type(v) is bytes else _arg(v)
+        for part in parts
+        for v in part
+    ]
+    return b"".join([b"$%d\r\n%b\r\n" % (len(d), d) for d in data])
+
+
 def error_of(message: str) -> RedisReplyError:
     if message.startswith("NOSCRIPT"):
         return NoScript(message)
