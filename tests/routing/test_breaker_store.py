@@ -231,3 +231,51 @@ async def test_a_merged_window_keeps_buckets_in_order() -> None:
     assert successes_only(state, BreakerState(buckets=((3, 2, 1), (5, 3, 0)))) == {5: 2}
     assert successes_only(state, BreakerState(buckets=((3, 2, 1), (5, 2, 1)))) is None
     assert successes_only(state, BreakerState(consecutive=1, buckets=state.buckets)) is None
+
+
+async def test_a_fresh_closed_view_answers_the_calls_steps_without_any_command(
+    lean: RedisClient, fake_clock: FakeClock
+) -> None:
+    """`closed_now` and `succeeded_now`, the two breaker steps of nearly every chat call, need
+    no round trip while this replica's view is fresh, and hand over to the store once it is not."""
+    breakers = Breakers(
+        RedisBreakerStore(lean, fake_clock, max_staleness_s=1.0), fake_clock, EventBus()
+    )
+    counter = Counting(lean)
+    assert not breakers.closed_now("dep", POLICY)  # never read: only the store can tell
+    assert not breakers.succeeded_now("dep", POLICY)
+    await breakers.record("dep", POLICY, Outcome.SUCCESS, probe=False)  # reads it
+    assert counter.sent == ["HMGET"]
+    for _ in range(20):
+        assert breakers.closed_now("dep", POLICY)
+        assert breakers.succeeded_now("dep", POLICY)
+    assert counter.sent == ["HMGET"]
+    assert counts(await breakers.state("dep")) == [(21, 0)]  # every success counted
+    await fake_clock.advance(1.0)
+    assert not breakers.closed_now("dep", POLICY)  # stale: the cursor path reads it again
+    assert not breakers.succeeded_now("dep", POLICY)
+    assert breakers.closed_now("dep", None) and breakers.succeeded_now("dep", None)  # off
+
+
+async def test_no_answer_without_io_for_an_open_breaker_or_an_update_under_way(
+    lean: RedisClient, fake_clock: FakeClock
+) -> None:
+    store = RedisBreakerStore(lean, fake_clock, max_staleness_s=10.0)
+    breakers = Breakers(store, fake_clock, EventBus())
+    for _ in range(2):
+        await breakers.record("dep", POLICY, Outcome.FAILURE, probe=False)
+    assert (await breakers.state("dep")).status == OPEN
+    assert not breakers.closed_now("dep", POLICY)  # admission of an open breaker is the store's
+    assert store.peek("dep") is not None
+    async with store._locks["dep"]:  # another call between its read and its write
+        assert store.peek("dep") is None
+        assert store.try_update("dep", bump) is None
+
+
+async def test_a_failing_store_is_never_answered_from_the_stale_view(fake_clock: FakeClock) -> None:
+    client = RedisClient(f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=0.2)
+    breakers = Breakers(RedisBreakerStore(client, fake_clock), fake_clock, EventBus())
+    await breakers.record("dep", POLICY, Outcome.SUCCESS, probe=False)  # falls back to local
+    assert not breakers.closed_now("dep", POLICY)
+    assert not breakers.succeeded_now("dep", POLICY)
+    await client.aclose()

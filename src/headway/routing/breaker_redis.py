@@ -158,21 +158,40 @@ class RedisBreakerStore:
         return self._local(name, (await self._read(name))[1])
 
     async def update(self, name: str, fn: Update[T], ttl_s: float) -> T:
+        done = self.try_update(name, fn)
+        if done is not None:
+            return done[0]
         lock = self._locks.get(name)
         if lock is None:
             lock = self._locks[name] = asyncio.Lock()
-        if not lock.locked():
-            # Nobody is between a read and a write of this breaker: an update of a fresh state
-            # that writes nothing (the common admission and success) completes here, without
-            # the lock's coroutines, since code that does not await cannot be interleaved.
-            now = self._clock.monotonic()
-            seen = self._seen.get(name)
-            if seen is not None and now - seen[2] < self._staleness:
-                new, out = self._step(name, seen[1], fn, now)
-                if new is None:
-                    return out
         async with lock:
             return await self._update(name, fn, ttl_s)
+
+    def try_update(self, name: str, fn: Update[T]) -> tuple[T] | None:
+        """`update` done here and now when it needs no I/O: `(its result,)`, else None (await
+        `update` then). Nobody is between a read and a write of this breaker, and its state is
+        fresh: an update that writes nothing (the common admission and success) completes
+        without the lock's coroutines, since code that does not await cannot be interleaved."""
+        lock = self._locks.get(name)
+        if lock is not None and lock.locked():
+            return None
+        now = self._clock.monotonic()
+        seen = self._seen.get(name)
+        if seen is None or now - seen[2] >= self._staleness:
+            return None
+        new, out = self._step(name, seen[1], fn, now)
+        return (out,) if new is None else None
+
+    def peek(self, name: str) -> BreakerState | None:
+        """This process's view of the breaker (its unwritten successes included) when it may be
+        acted on without a read, as `try_update` would; else None."""
+        lock = self._locks.get(name)
+        if lock is not None and lock.locked():
+            return None
+        seen = self._seen.get(name)
+        if seen is None or self._clock.monotonic() - seen[2] >= self._staleness:
+            return None
+        return self._local(name, seen[1])
 
     def _step(
         self, name: str, state: BreakerState, fn: Update[T], now: float

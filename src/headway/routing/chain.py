@@ -21,6 +21,7 @@ from headway.clock import Clock, SystemClock
 from headway.context import Served
 from headway.errors import AllAttemptsFailed, Attempt, HeadwayError, UpstreamTimeout
 from headway.providers.base import AttemptContext, Capabilities, Provider
+from headway.routing.breaker import Outcome
 from headway.routing.cursor import Cursor
 from headway.routing.deadline import within
 from headway.routing.hedge import hedge_delay
@@ -240,7 +241,7 @@ class Chain:
         self.budget.record_call(now)
         m = self.members[0]
         # The first member is tried before a cursor exists when nothing is to be skipped, there
-        # is no hedge, the deadline has not passed and its breaker is closed on the memory store
+        # is no hedge, the deadline has not passed and its breaker is known closed without I/O
         # (admitting it would change nothing). Nearly every call is answered by that attempt; a
         # cursor is built only when it fails, and goes on as if it had handed the attempt out.
         breakers = res.breakers
@@ -249,7 +250,6 @@ class Chain:
             skip
             or self._hedged
             or (deadline is not None and now >= deadline)
-            or not breakers.sync
             or not breakers.closed_now(m.name, self.policy.breaker)
         ):
             return await self._chat_on(self.cursor(deadline, served, skip), request, ctx)
@@ -273,7 +273,8 @@ class Chain:
             cur.took(0, probe=False)
             return await self._chat_on(cur, request, ctx, failure)
         self._windows[m.name].add(took)
-        breakers.succeeded_now(m.name, self.policy.breaker)
+        if not breakers.succeeded_now(m.name, self.policy.breaker):
+            await breakers.record(m.name, self.policy.breaker, Outcome.SUCCESS, probe=False)
         return _answered(served, m, 0, response)
 
     async def _chat_on(
