@@ -44,12 +44,16 @@ async def test_a_request_sends_four_commands_and_no_breaker_write(
         for i in range(10):  # every body differs: ten cache misses
             await gw.chat(model="r", messages=[{"role": "user", "content": f"q {i}"}], user="u")
         stats = await admin.info("commandstats")
+        reads = (await admin.info("stats"))["total_reads_processed"]
     finally:
         await gw.aclose()
         await admin.aclose()
     # reserve + settle for every limit and budget on the shared client, which the breakers use
     # too: their successes are not written, and their state is not read again within 0.25 s
-    assert limits.sent == ["EVALSHA", "EVALSHA"] * 10
+    # the cache's GET too: one client, one connection; its SET is written without awaiting
+    # its reply, in the same socket write as the settlement after it
+    assert limits.sent == ["EVALSHA", "GET", "EVALSHA"] * 10
+    assert reads == 3 * 10 + 2  # Redis read each request's commands in three reads (+ 2 INFO)
     calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
     assert calls["evalsha"] == 20 and calls["get"] == 10 and calls["set"] == 10
     assert "eval" not in calls and "script|exists" not in calls and "hello" not in calls

@@ -30,6 +30,12 @@ def build_store(cfg: CacheConfig, runtime: RuntimeConfig, services: Services) ->
         raise ConfigError(
             "cache.redis_url", "backend redis needs cache.redis_url or state.redis_url"
         )
+    if url == runtime.file.state.redis_url:
+        # the client limits and breakers use, so the SET after a miss leaves in the same
+        # socket write as the settlement that follows it (stores/redis.py, `shared`)
+        from headway.stores.redis import shared
+
+        return RedisStore(shared(services.extras, url))
     return RedisStore.from_url(url)
 
 

@@ -44,14 +44,12 @@ def shared_store(runtime: RuntimeConfig, services: Services) -> LimitStore:
     state = runtime.file.state
     store: LimitStore
     if state.backend == "redis":
-        client = services.extras.get("redis")
-        if client is None:
-            if not state.redis_url:
-                raise ConfigError("state.redis_url", "required when state.backend is redis")
-            from headway.limits.redis_store import connect
-
-            client = services.extras["redis"] = connect(state.redis_url)
+        if not state.redis_url and "redis" not in services.extras:
+            raise ConfigError("state.redis_url", "required when state.backend is redis")
         from headway.limits.redis_store import RedisLimitStore
+        from headway.stores.redis import shared
+
+        client = shared(services.extras, state.redis_url or "")
 
         store = RedisLimitStore(client, prefix=runtime.file.limits.redis_prefix)
     else:

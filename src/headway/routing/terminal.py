@@ -105,16 +105,12 @@ class Terminal:
 
 def redis_client(runtime: RuntimeConfig, services: Services) -> Any:
     """The one shared Redis client (`services.extras["redis"]`), created when absent."""
-    client = services.extras.get(REDIS_EXTRA)
-    if client is None:
-        url = runtime.file.state.redis_url
-        if not url:
-            raise ConfigError("state.redis_url", "required when state.backend is redis")
-        from headway.stores.redis import connect
+    url = runtime.file.state.redis_url
+    if not url and REDIS_EXTRA not in services.extras:
+        raise ConfigError("state.redis_url", "required when state.backend is redis")
+    from headway.stores.redis import shared
 
-        client = connect(url)
-        services.extras[REDIS_EXTRA] = client
-    return client
+    return shared(services.extras, url or "")
 
 
 def _store(runtime: RuntimeConfig, services: Services) -> BreakerStore:

@@ -55,6 +55,7 @@ __all__ = [
     "Script",
     "commands",
     "connect",
+    "shared",
     "write_follows",
 ]
 
@@ -508,6 +509,21 @@ def commands(client: Any) -> Commands:
 def connect(url: str, *, timeout_s: float = 5.0) -> RedisClient:
     """The client headway's features share (`services.extras["redis"]`)."""
     return RedisClient(url, timeout_s=timeout_s)
+
+
+#: the key of that shared client in `Services.extras`
+SHARED = "redis"
+
+
+def shared(extras: dict[str, Any], url: str) -> Any:
+    """The Redis client of `extras` that limits, budgets, breakers, key invalidation and the
+    cache share, made on first use. One client is one connection: the commands one call issues
+    in a loop iteration leave in one socket write whichever feature issued them (the cache's
+    SET with the settlement after it: one write and one reply read less per request)."""
+    client = extras.get(SHARED)
+    if client is None:
+        client = extras[SHARED] = connect(url)
+    return client
 
 
 class Script:
