@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from headway.clock import FakeClock
+from headway.stores.redis import RedisClient
 
 
 def free_port() -> int:
@@ -81,6 +82,17 @@ async def redis_client(redis_url: str) -> AsyncIterator[object]:
     import redis.asyncio as aioredis
 
     client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def lean_redis(redis_url: str) -> AsyncIterator[RedisClient]:
+    """headway's own Redis client on the session's server, flushed before each test."""
+    client = RedisClient(redis_url)
     await client.flushdb()
     try:
         yield client

@@ -24,13 +24,8 @@ LIMITS = "limits: {enabled: true, user: {rpm: 100, tpm: 100000}}\n"
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[RedisClient]:
-    c = RedisClient(redis_url)
-    await c.flushdb()
-    try:
-        yield c
-    finally:
-        await c.aclose()
+def client(lean_redis: RedisClient) -> RedisClient:
+    return lean_redis
 
 
 class After:

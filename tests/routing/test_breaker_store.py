@@ -169,11 +169,8 @@ def counts(state: BreakerState) -> list[tuple[int, int]]:
 
 
 @pytest.fixture
-async def lean(redis_url: str) -> AsyncIterator[RedisClient]:
-    client = RedisClient(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
+def lean(lean_redis: RedisClient) -> RedisClient:
+    return lean_redis
 
 
 async def test_successes_of_a_healthy_breaker_are_written_in_batches(

@@ -4,7 +4,6 @@ scripts, pub/sub, and what callers see when Redis is down, breaks or stops answe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,13 +23,8 @@ from tests.conftest import free_port
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[RedisClient]:
-    c = RedisClient(redis_url)
-    await c.flushdb()
-    try:
-        yield c
-    finally:
-        await c.aclose()
+def client(lean_redis: RedisClient) -> RedisClient:
+    return lean_redis
 
 
 async def test_replies_of_every_kind(client: RedisClient) -> None:

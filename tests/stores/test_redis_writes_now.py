@@ -5,7 +5,6 @@ whose reply nobody awaits (`post`) reports its errors to its sink."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,13 +14,8 @@ from tests.conftest import free_port
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[RedisClient]:
-    c = RedisClient(redis_url)
-    await c.flushdb()
-    try:
-        yield c
-    finally:
-        await c.aclose()
+def client(lean_redis: RedisClient) -> RedisClient:
+    return lean_redis
 
 
 async def test_a_command_is_written_when_it_is_made_not_when_awaited(client: RedisClient) -> None:

@@ -148,15 +148,7 @@ class RedisLimitStore:
         packed = [f"{len(items)} {len(alternatives)}", *(str(len(g)) for g in alternatives)]
         packed += [f"{k.text} {i.amount}" for k, i in zip(counters, flat, strict=True)]
         args = ("reserve", self._time_arg(now), rid, " ".join(packed))
-        # `_run`, inlined: one coroutine less per reservation
-        try:
-            try:
-                reply = await self._send(counters, args)
-            except NoScript:
-                reply = await script().eval(self._client, [k.key for k in counters], args)
-        except RedisUnavailable as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        result = reply.split()
+        result = await self._run(counters, args)
         at = float(result[1])  # float() reads bytes and str alike
         if int(result[0]) == 0:
             wait = float(result[3])
