@@ -91,7 +91,14 @@ class Bench:
     _scripts: dict[tuple[str, bool, bool, tuple[int, int] | None], Path] = field(
         default_factory=dict
     )
-    rss_peaks: list[float] = field(default_factory=list)
+    #: scenario -> the gateway's peak RSS under its load
+    rss_peaks: dict[str, float] = field(default_factory=dict)
+
+    def keep_rss(self, scenario: str, *peaks_mb: float) -> None:
+        """Note a scenario's peak RSS under load (figures `rss_mb`, `rss_mb_by_scenario`)."""
+        self.rss_peaks[scenario] = max(self.rss_peaks.get(scenario, 0.0), *peaks_mb)
+        self.report.figures["rss_mb"] = max(self.rss_peaks.values())
+        self.report.figures["rss_mb_by_scenario"] = dict(self.rss_peaks)
 
     @property
     def workdir(self) -> Path:

@@ -48,9 +48,8 @@ def _latency_rows(
     )
 
 
-def _keep_rss(b: Bench, *ms: Measured) -> None:
-    b.rss_peaks.extend(m.rss_peak_mb for m in ms)
-    b.report.figures["rss_mb"] = max(b.rss_peaks)
+def _keep_rss(b: Bench, scenario: str, *ms: Measured) -> None:
+    b.keep_rss(scenario, *(m.rss_peak_mb for m in ms))
 
 
 def passthrough(b: Bench) -> None:
@@ -77,7 +76,7 @@ def passthrough(b: Bench) -> None:
         else:
             f["passthrough_rps"] = g.rps
             f["passthrough_cpu_us_per_req"] = g.cpu_us_per_req
-        _keep_rss(b, g)
+        _keep_rss(b, "passthrough", g)
 
 
 def streaming(b: Bench) -> None:
@@ -106,7 +105,7 @@ def streaming(b: Bench) -> None:
     f["stream_cpu_us_per_stream"] = g.cpu_us_per_req
     f["stream_added_p50_ms_c1"] = g1.result.p50_ms - d1.result.p50_ms
     f["stream_added_p99_ms_c1"] = g1.result.p99_ms - d1.result.p99_ms
-    _keep_rss(b, g1, g)
+    _keep_rss(b, "streaming", g1, g)
 
 
 def slow(b: Bench) -> None:
@@ -146,7 +145,7 @@ def slow(b: Bench) -> None:
             _latency_rows(b, "50ms upstream", "c=16", d, g, targets=True)
             f["added_p50_ms_c16"] = g.result.p50_ms - d.result.p50_ms
             f["added_p99_ms_c16"] = g.result.p99_ms - d.result.p99_ms
-        _keep_rss(b, g)
+        _keep_rss(b, "slow", g)
     # The same latency with the connections' first requests spread over one upstream delay
     # (bench.wrk): clients out of step, as independent ones are, instead of wrk's lockstep.
     d = _slow_run(b, "50ms staggered direct", up, up, False, "slow_staggered_upstream_direct", 50)
@@ -201,7 +200,7 @@ def cache(b: Bench) -> None:
     )
     b.report.figures["cache_hit_rps"] = g.rps
     b.report.figures["cache_hit_cpu_us_per_req"] = g.cpu_us_per_req
-    _keep_rss(b, g)
+    _keep_rss(b, "cache", g)
 
 
 def _policies_run(b: Bench, kind: str, redis_url: str | None = None) -> tuple[Measured, Measured]:
@@ -237,7 +236,7 @@ def policies(b: Bench) -> None:
     pt = f.get("passthrough_rps_c1")
     if isinstance(pt, float) and g1.rps:
         f["policies_added_p50_ms_c1_vs_passthrough"] = 1000.0 / g1.rps - 1000.0 / pt
-    _keep_rss(b, g1, g)
+    _keep_rss(b, "policies", g1, g)
 
 
 def redis(b: Bench) -> None:
@@ -319,7 +318,7 @@ def redis(b: Bench) -> None:
         f"  redis-server cpu {redis_us:.0f} us/req ({exec_us:.0f} in commands), "
         f"load core busy {100 * busy:.0f} %"
     )
-    _keep_rss(b, g)
+    _keep_rss(b, "redis", g)
 
 
 # commands that only run inside scripts: their time is already in the EVALSHA's
