@@ -83,3 +83,17 @@ def test_the_soft_limit_caps_it_and_a_tiny_limit_is_left_as_it_is() -> None:
     assert capped == 1000
     assert 1000 <= size < 4096
     assert tiny == 0
+
+
+def test_the_soft_limit_is_raised_to_the_hard_one_before_the_table_is_sized() -> None:
+    out = run(
+        """
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        low = 1024 if hard == resource.RLIM_INFINITY else min(1024, hard // 2)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+        got = fdtable.raise_limit()
+        now = resource.getrlimit(resource.RLIMIT_NOFILE)
+        print(got == now[0], now[1] == hard, now[0] > low, fdtable.raise_limit() == now[0])
+        """
+    )
+    assert out == "True True True True"  # raised once, and a second call changes nothing

@@ -12,6 +12,11 @@ the whole 1,000-stream TTFT tail of a freshly started gateway.
 
 The table never shrinks, so one descriptor opened at the top of the expected range, and closed at
 once, sizes it for the process's life. Done before any thread exists, it waits for nothing.
+
+The range itself is the soft RLIMIT_NOFILE, which many systems set to 1,024 while allowing far
+more: every stream holds two descriptors (the caller's connection and the upstream's), so 1,000
+open streams need over 2,000. A server raises its soft limit to the hard one, as `raise_limit`
+does (an unprivileged call; the hard limit stays the administrator's).
 """
 
 from __future__ import annotations
@@ -23,6 +28,20 @@ import resource
 #: the table covers this many descriptors at most (~0.5 MB of kernel memory for 65,536); past it a
 #: worker grows as before. Connections per worker rarely come near it.
 MAX_RESERVED = 65_536
+
+
+def raise_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one (to `MAX_RESERVED` when the hard one is
+    unlimited); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = MAX_RESERVED if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):  # a sandbox that refuses: keep the soft limit
+        return soft
+    return target
 
 
 def reserve(slots: int = MAX_RESERVED) -> int:

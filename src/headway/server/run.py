@@ -125,6 +125,7 @@ async def _serve(options: ServeOptions, sock: socket.socket) -> int:
 
 def run_worker(options: ServeOptions, sock: socket.socket) -> int:
     """One server process: its own event loop, Gateway and app, accepting on `sock`."""
+    fdtable.raise_limit()  # 1,000 streams hold 2,000 descriptors; many systems allow 1,024
     fdtable.reserve()  # first, while the process has one thread (see fdtable)
     logging.basicConfig(
         level=getattr(logging, options.log_level.upper(), logging.INFO),
