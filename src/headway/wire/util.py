@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from headway.wire.gemini.signature import clean
+
 
 def split_data_url(url: str) -> tuple[str, str] | None:
     """`data:<mime>;base64,<data>` -> (mime, data); None for anything else (http URLs)."""
@@ -94,3 +96,12 @@ def loads_object(body: bytes | str) -> dict[str, Any] | None:
 
 def body_text(body: bytes, limit: int = 500) -> str:
     return body[:limit].decode("utf-8", "replace").strip()
+
+
+def plain_call_id(call_id: str) -> str:
+    """A tool-call id as another provider than Gemini gets it: without the thought signature
+    headway carries in it for Gemini (wire/gemini/signature.py), which means nothing elsewhere
+    and would make it too long for OpenAI (40 characters at most) when a conversation begun on
+    a Gemini model falls back to another. Done the same way for an assistant's calls and for the
+    results that answer them, so the two still match."""
+    return clean(call_id)

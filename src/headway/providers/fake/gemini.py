@@ -7,7 +7,8 @@ last event; without `alt=sse` a JSON array), `:countTokens`, `:embedContent`,
 `?key=`: a missing key is 403 `PERMISSION_DENIED`, a wrong one 400 `INVALID_ARGUMENT` with
 `ErrorInfo.reason = API_KEY_INVALID`. A 429 is `RESOURCE_EXHAUSTED` with `QuotaFailure`, `Help`
 and `RetryInfo` details and no Retry-After header. A user message containing `sim:block` gets
-the 200 `promptFeedback.blockReason` answer. Function calls come whole, without ids.
+the 200 `promptFeedback.blockReason` answer. Function calls come whole; on newer models
+(`gemini-3…`) with ids and a `thoughtSignature` that later turns must echo (`gemini_body`).
 """
 
 from __future__ import annotations
@@ -67,7 +68,12 @@ def _model_info(model: str) -> dict[str, Any]:
 class GeminiFlavour:
     name = "gemini"
     base_path = "/v1beta"
-    default_models = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-embedding-001")
+    default_models = (
+        "gemini-2.5-flash",
+        "gemini-2.5-pro",
+        "gemini-3-flash",
+        "gemini-embedding-001",
+    )
 
     def routes(self, server: FakeServer) -> Iterable[web.RouteDef]:
         h = _Handlers(self, server)
@@ -129,7 +135,10 @@ class _Handlers:
 
     async def _chat(self, request: web.Request) -> tuple[ChatRequest, str]:
         model = self._model(request)
-        return wire.parse_request(await _json(request), model), model
+        body = await _json(request)
+        chat = wire.parse_request(body, model)
+        wire.check_signatures(body, model)
+        return chat, model
 
     async def generate(self, request: web.Request) -> web.Response:
         chat, model = await self._chat(request)
@@ -141,7 +150,7 @@ class _Handlers:
             )
         reply = await self.server.engine.chat(chat, model=model)
         body = wire.response(
-            wire.reply_parts(reply),
+            wire.reply_parts(reply, model),
             model=model,
             response_id=rid,
             input_tokens=reply.usage.input_tokens,
@@ -196,13 +205,11 @@ class _Handlers:
                     emitted += 1
                     event = frame([{"text": item.text}], emitted)
                 for d in item.tool_calls:  # Gemini sends each call whole, so collect fragments
-                    call = calls.setdefault(d.index, {"name": d.name, "args": ""})
+                    call = calls.setdefault(d.index, {"id": d.id, "name": d.name, "args": ""})
                     call["args"] += d.arguments
                 if item.finish_reason is not None:
-                    parts: list[dict[str, Any]] = [
-                        {"functionCall": {"name": c["name"], "args": json.loads(c["args"] or "{}")}}
-                        for _, c in sorted(calls.items())
-                    ]
+                    whole = [(c["id"], c["name"], c["args"]) for _, c in sorted(calls.items())]
+                    parts = wire.call_parts(whole, model)
                     out = item.usage.output_tokens if item.usage else emitted
                     event = frame(parts or [{"text": ""}], out, wire.FINISH[item.finish_reason])
                 if event is not None:

@@ -2,11 +2,23 @@
 
 Independent of `headway.wire.gemini` on purpose (the fake is the adapters' yardstick). Accepts
 camelCase and the snake_case spellings the API also takes. Function results are matched to calls
-by name, as Gemini does; calls carry no `id` (older models), so clients must synthesise ids.
+by name, as Gemini does; on older models calls carry no `id`, so clients must synthesise ids.
+
+Newer models (`gemini-3…`) also give each call an `id` and put a `thoughtSignature` on the first
+`functionCall` part of a reply (only the first one of parallel calls, as Gemini does); it must
+come back unchanged on later turns (providers.md 5.2), else 400 `INVALID_ARGUMENT`, missing or
+corrupted. The signature is an HMAC of model, name, args and id, so the fake checks it without
+keeping state, as Gemini does; it compares bytes, since a proto `bytes` field may come back in
+either base64 alphabet (google-genai sends the URL-safe one). A `functionResponse.id` must name
+a call of the request.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
 import math
 from typing import Any
@@ -192,15 +204,94 @@ def response(
     }
 
 
-def reply_parts(reply: ChatResponse) -> list[dict[str, Any]]:
+def reply_parts(reply: ChatResponse, model: str) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     if reply.content:
         parts.append({"text": reply.content})
-    for call in reply.tool_calls:
-        parts.append(
-            {"functionCall": {"name": call.name, "args": json.loads(call.arguments or "{}")}}
-        )
+    return parts + call_parts([(c.id, c.name, c.arguments) for c in reply.tool_calls], model)
+
+
+def call_parts(calls: list[tuple[str, str, str]], model: str) -> list[dict[str, Any]]:
+    """`functionCall` parts for (id, name, JSON arguments): a newer model adds ids and signs the
+    first part."""
+    parts: list[dict[str, Any]] = []
+    for call_id, name, arguments in calls:
+        fn: dict[str, Any] = {"name": name, "args": json.loads(arguments or "{}")}
+        if not newer(model):
+            parts.append({"functionCall": fn})
+            continue
+        fn["id"] = call_id
+        part: dict[str, Any] = {"functionCall": fn}
+        if not parts:
+            part["thoughtSignature"] = thought_signature(model, fn)
+        parts.append(part)
     return parts
+
+
+#: models that sign their function calls and give them ids
+NEWER_MODEL_PREFIX = "gemini-3"
+_SIGNING_KEY = b"headway fake gemini"
+_MISSING = (
+    "Function call is missing a thought_signature in functionCall parts. This is required for "
+    "tools to work correctly, and missing thought_signature may lead to degraded model "
+    "performance. Additional data, function call `default_api:{name}`, position {position}. "
+    "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+
+
+def newer(model: str) -> bool:
+    return model.startswith(NEWER_MODEL_PREFIX)
+
+
+def thought_signature(model: str, fn: dict[str, Any]) -> str:
+    """Standard base64 with `=` padding and (mostly) `+` and `/`, like the API's."""
+    signed = json.dumps(
+        [model, fn.get("name"), fn.get("args") or {}, fn.get("id")],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    digest = hmac.new(_SIGNING_KEY, signed.encode(), hashlib.sha512).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _signature_bytes(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    standard = value.replace("-", "+").replace("_", "/").rstrip("=")
+    try:
+        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except binascii.Error:
+        return None
+
+
+def check_signatures(body: Any, model: str) -> None:
+    """A newer model's checks on the history: the first `functionCall` part of each model turn
+    carries the signature issued for it; each `functionResponse.id` names an earlier call."""
+    contents = body.get("contents") if isinstance(body, dict) and newer(model) else None
+    call_ids: set[Any] = set()
+    for i, content in enumerate(contents if isinstance(contents, list) else ()):
+        parts = content.get("parts") if isinstance(content, dict) else None
+        first = True
+        for j, part in enumerate(parts if isinstance(parts, list) else ()):
+            if not isinstance(part, dict):
+                continue
+            fn = _get(part, "functionCall", "function_call")
+            result = _get(part, "functionResponse", "function_response")
+            if isinstance(fn, dict) and content.get("role") == "model":
+                call_ids.add(fn.get("id"))
+                if first:
+                    given = _get(part, "thoughtSignature", "thought_signature")
+                    if given is None:
+                        raise bad(_MISSING.format(name=fn.get("name"), position=j))
+                    expected = _signature_bytes(thought_signature(model, fn))
+                    if _signature_bytes(given) != expected:
+                        raise bad("Corrupted thought signature.")
+                first = False
+            elif isinstance(result, dict) and "id" in result and result["id"] not in call_ids:
+                raise bad(
+                    f"* GenerateContentRequest.contents[{i}].parts[{j}].function_response.id: "
+                    f"no function call has id {result['id']!r}."
+                )
 
 
 def block_response(input_tokens: int, model: str, response_id: str) -> dict[str, Any]:

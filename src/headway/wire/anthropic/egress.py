@@ -36,7 +36,7 @@ from headway.types import (
 from headway.wire.anthropic.classify import classify_error, ratelimit_snapshot
 from headway.wire.anthropic.decode import AnthropicStreamDecoder, parse_message
 from headway.wire.turns import fold_turns
-from headway.wire.util import split_data_url
+from headway.wire.util import plain_call_id, split_data_url
 
 API_VERSION = "2023-06-01"
 MESSAGES_PATH = "/v1/messages"
@@ -82,7 +82,7 @@ def _tool_result(message: Message) -> dict[str, Any]:
         content = _blocks(message.content)
     block: dict[str, Any] = {
         "type": "tool_result",
-        "tool_use_id": message.tool_call_id or "",
+        "tool_use_id": plain_call_id(message.tool_call_id or ""),
         "content": content,
     }
     if message.is_error:
@@ -91,7 +91,7 @@ def _tool_result(message: Message) -> dict[str, Any]:
 
 
 def _tool_use(call: ToolCall, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
+    return {"type": "tool_use", "id": plain_call_id(call.id), "name": call.name, "input": arguments}
 
 
 def convert_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:

@@ -9,6 +9,9 @@ new text; there is no `[DONE]` — the end of the body ends the stream. `usageMe
 cumulatively (the last one wins) and the finish reason comes on the last chunk, so both are
 emitted in one final chunk by `finish()`; a body that ends without any finish reason was cut.
 A prompt blocked by safety answers 200 with `promptFeedback.blockReason`: `ContentFiltered`.
+
+A `thoughtSignature` on a `functionCall` part rides in the call's id (`signature.attach`), in
+the stream as well: the first delta of a call carries its id, and a call comes whole in one part.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from headway.types import (
 )
 from headway.wire.finish import from_gemini
 from headway.wire.gemini.classify import error_from_body
+from headway.wire.gemini.signature import attach
 from headway.wire.util import loads_object
 
 #: ids headway made up for calls Gemini returned without one; never sent back to Gemini
@@ -77,8 +81,10 @@ def _call(part: dict[str, Any]) -> ToolCall | None:
     if not isinstance(fn, dict):
         return None
     args = fn.get("args")
+    call_id = str(fn.get("id") or synthetic_id())
+    signature = part.get("thoughtSignature")
     return ToolCall(
-        id=str(fn.get("id") or synthetic_id()),
+        id=attach(call_id, signature) if isinstance(signature, str) else call_id,
         name=str(fn.get("name", "")),
         arguments=orjson.dumps(args if isinstance(args, dict) else {}).decode(),
     )

@@ -5,8 +5,10 @@ Mapping (providers.md 5.2, 6.3): system and developer messages become `systemIns
 each `tool` message becomes a `functionResponse` part in a user content. Gemini matches results
 to calls by function NAME, so the name is recovered from the earlier assistant call with the same
 id. Gemini gives ids only on newer models; the decoder synthesises `call_hw…` ids otherwise, and
-those are never echoed back (an id Gemini never issued would be rejected). Consecutive contents of
-one role are merged so roles alternate.
+those are never echoed back (an id Gemini never issued would be rejected). A call id may carry a
+thought signature (`signature`): it goes back as the `functionCall` part's `thoughtSignature`,
+and only the clean id goes into `functionCall.id` / `functionResponse.id`. Consecutive contents
+of one role are merged so roles alternate.
 
 Gemini-only fields with no neutral form (`safetySettings`, `cachedContent`...) may travel in
 `extra["gemini"]` and are merged into the body. HTTP image URLs are sent as `fileData` with a
@@ -41,6 +43,7 @@ from headway.wire.gemini.decode import (
     parse_embeddings,
     parse_response,
 )
+from headway.wire.gemini.signature import SEPARATOR, split
 from headway.wire.turns import fold_turns
 from headway.wire.util import split_data_url
 
@@ -119,7 +122,15 @@ def _with_id(payload: dict[str, Any], call_id: str | None) -> dict[str, Any]:
 
 
 def _function_call(call: ToolCall, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"functionCall": _with_id({"name": call.name, "args": arguments}, call.id)}
+    if SEPARATOR not in call.id:  # the common case: no signature, as before
+        return {"functionCall": _with_id({"name": call.name, "args": arguments}, call.id)}
+    call_id, signature = split(call.id)
+    part: dict[str, Any] = {
+        "functionCall": _with_id({"name": call.name, "args": arguments}, call_id)
+    }
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
 
 
 def convert_contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -134,7 +145,10 @@ def convert_contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
                 param=f"messages[{i}].tool_call_id",
             )
         response = {"name": name, "response": _tool_output(message)}
-        return {"functionResponse": _with_id(response, message.tool_call_id)}
+        call_id = message.tool_call_id
+        if call_id and SEPARATOR in call_id:
+            call_id = split(call_id)[0]
+        return {"functionResponse": _with_id(response, call_id)}
 
     return fold_turns(
         messages,

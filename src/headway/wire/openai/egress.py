@@ -34,7 +34,7 @@ from headway.types import (
 )
 from headway.wire.openai.classify import classify_error, ratelimit_snapshot
 from headway.wire.openai.decode import OpenAIStreamDecoder, parse_chat_response, parse_embeddings
-from headway.wire.util import data_url
+from headway.wire.util import data_url, plain_call_id
 
 CHAT_PATH = "/chat/completions"
 EMBEDDINGS_PATH = "/embeddings"
@@ -102,14 +102,14 @@ def message_json(m: Message, *, developer_role: bool = True) -> dict[str, Any]:
     if m.tool_calls:
         out["tool_calls"] = [
             {
-                "id": c.id,
+                "id": plain_call_id(c.id),
                 "type": "function",
                 "function": {"name": c.name, "arguments": c.arguments},
             }
             for c in m.tool_calls
         ]
     if m.tool_call_id is not None:
-        out["tool_call_id"] = m.tool_call_id
+        out["tool_call_id"] = plain_call_id(m.tool_call_id)
     if m.name:
         out["name"] = m.name
     return out
