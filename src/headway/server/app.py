@@ -113,7 +113,7 @@ class App:
                 return
 
     async def startup(self) -> None:
-        await self.gateway.warm()
+        await self.gateway.warm(on_loop=True)  # nothing is served before start-up completes
         for hook in self.context.on_startup:
             await hook()
         if not self.context.authenticator.enabled:
