@@ -130,14 +130,14 @@ def rss(b: Bench) -> None:
         )
     )
     # The policies scenario sends every request once, so its exact cache (memory, the default
-    # 32 MB bound) grows for the whole run, filling up on a fast machine: its peak is the
-    # gateway plus the cache's data. Shown apart so the two are not read as one figure.
+    # bound) grows for the whole run, filling up on a fast machine: its peak is the gateway
+    # plus the cache's data. Shown apart so the two are not read as one figure.
     if "policies" in peaks and len(peaks) > 1:
         rest = max(v for k, v in peaks.items() if k != "policies")
         b.report.add(
             Row(
                 "memory",
-                "RSS, policies (exact cache up to its 32 MB bound)",
+                "RSS, policies (exact cache growing to its bound)",
                 "MB",
                 peaks["policies"],
                 None,
