@@ -173,6 +173,8 @@ class ChatChunk:
     usage: Usage | None = None
     created: int = 0
     role: str | None = None
+    #: a piece of the model's refusal (OpenAI's `delta.refusal`: structured outputs it declined)
+    refusal: str = ""
 
 
 @dataclass(slots=True, frozen=True)

@@ -268,3 +268,15 @@ def test_in_band_errors(error: Any, expected: type[Exception]) -> None:
     with pytest.raises(expected) as info:
         OpenAIStreamDecoder(REQ, "m").feed(ev({"error": error}))
     assert type(info.value) is expected
+
+
+def test_a_streamed_refusal_is_handed_on_and_counted_as_output() -> None:
+    dec = OpenAIStreamDecoder(REQ, "m")
+    first = dec.feed(ch({"role": "assistant", "content": None, "refusal": ""}))
+    assert [c.refusal for c in first] == [""]  # the role alone
+    (piece,) = dec.feed(ch({"refusal": "I can't help with that."}))
+    assert piece.refusal == "I can't help with that." and piece.text == ""
+    assert dec.feed(ch({"refusal": None})) == []
+    dec.feed(ch({}, "stop"))
+    (last,) = dec.feed(ev("[DONE]"))
+    assert last.usage is not None and last.usage.output_tokens > 0  # counted locally

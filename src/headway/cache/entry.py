@@ -100,10 +100,21 @@ class Decoder:
 class StreamAssembler:
     """Collects a stream's chunks into one response; `complete` only after a finish reason."""
 
-    __slots__ = ("_args", "_created", "_finish", "_id", "_model", "_text", "_tools", "_usage")
+    __slots__ = (
+        "_args",
+        "_created",
+        "_finish",
+        "_id",
+        "_model",
+        "_refusal",
+        "_text",
+        "_tools",
+        "_usage",
+    )
 
     def __init__(self) -> None:
         self._text: list[str] = []
+        self._refusal: list[str] = []
         self._tools: dict[int, list[str]] = {}
         self._args: dict[int, list[str]] = {}
         self._finish: FinishReason | None = None
@@ -117,6 +128,8 @@ class StreamAssembler:
             self._id, self._model, self._created = chunk.id, chunk.model, chunk.created
         if chunk.text:
             self._text.append(chunk.text)
+        if chunk.refusal:
+            self._refusal.append(chunk.refusal)
         for d in chunk.tool_calls:
             slot = self._tools.setdefault(d.index, ["", ""])
             if d.id:
@@ -139,27 +152,32 @@ class StreamAssembler:
             ToolCall(self._tools[i][0], self._tools[i][1], "".join(self._args.get(i, [])))
             for i in sorted(self._tools)
         )
+        refusal = self._refusal
         return ChatResponse(
             id=self._id,
             model=self._model,
-            content="".join(self._text) if self._text or not tools else None,
+            # null beside calls or a refusal, as OpenAI answers them
+            content="".join(self._text) if self._text or not (tools or refusal) else None,
             finish_reason=self._finish,
             usage=self._usage or Usage(),
             tool_calls=tools,
             created=self._created,
+            refusal="".join(refusal) if refusal else None,
         )
 
 
 def replay(
     response: ChatResponse, *, include_usage: bool = True, piece: int = 64
 ) -> Iterator[ChatChunk]:
-    """A stored answer as a valid stream: a role chunk, text in pieces, tool calls, then the
-    finish (with usage, which ingress adapters emit in the caller's wire format)."""
+    """A stored answer as a valid stream: a role chunk, text in pieces, a refusal, tool calls,
+    then the finish (with usage, which ingress adapters emit in the caller's wire format)."""
     rid, model, created = response.id, response.model, response.created
     yield ChatChunk(id=rid, model=model, role="assistant", created=created)
     text = response.content or ""
     for start in range(0, len(text), piece):
         yield ChatChunk(id=rid, model=model, text=text[start : start + piece], created=created)
+    if response.refusal:
+        yield ChatChunk(id=rid, model=model, created=created, refusal=response.refusal)
     for i, call in enumerate(response.tool_calls):
         yield ChatChunk(
             id=rid,

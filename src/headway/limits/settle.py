@@ -209,6 +209,8 @@ async def settled_stream(
             text = chunk.text
             if text:
                 parts.append(text)
+            if chunk.refusal:
+                parts.append(chunk.refusal)
             if chunk.tool_calls:  # rare: no loop set up per text chunk
                 for delta in chunk.tool_calls:
                     parts.append((delta.name or "") + delta.arguments)

@@ -120,7 +120,13 @@ class _Relay:
                 self.error = exc  # an in-band error after output: hand out what came before it
                 break
             for chunk in decoded:
-                if not (chunk.text or chunk.tool_calls or chunk.finish_reason or chunk.usage):
+                if not (
+                    chunk.text
+                    or chunk.tool_calls
+                    or chunk.finish_reason
+                    or chunk.usage
+                    or chunk.refusal
+                ):
                     self.held = chunk.role or self.held
                     continue
                 if self.held is not None and chunk.role is None:
@@ -379,7 +385,13 @@ class HttpProvider:
                                 dog.last = _monotonic()
                             if one is None:
                                 continue
-                            if not (one.text or one.tool_calls or one.finish_reason or one.usage):
+                            if not (
+                                one.text
+                                or one.tool_calls
+                                or one.finish_reason
+                                or one.usage
+                                or one.refusal
+                            ):
                                 relay.held = one.role or relay.held
                                 continue
                             held = relay.held

@@ -151,6 +151,7 @@ class Splicer:
             and chunk.finish_reason is None
             and chunk.usage is None
             and not chunk.tool_calls
+            and not chunk.refusal
         ):
             # Nearly every chunk: more text once output started, nothing to skip or trim. What
             # the general path below does with it, without the checks that cannot apply.
@@ -176,11 +177,11 @@ class Splicer:
                     n += 1
                 text = text[n:]
                 self._ws = ""
-        if self._skip and (chunk.finish_reason is not None or chunk.tool_calls):
+        if self._skip and (chunk.finish_reason is not None or chunk.tool_calls or chunk.refusal):
             raise Diverged("the restarted answer ended before reaching the text already sent")
         if chunk.finish_reason is not None:
             self.finish = chunk.finish_reason
-        if not text and not chunk.tool_calls:
+        if not text and not chunk.tool_calls and not chunk.refusal:
             if chunk.role and not self.started:
                 self._role = chunk.role
             return None

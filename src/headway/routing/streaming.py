@@ -68,7 +68,7 @@ def _opener(provider: Provider, clock: Clock) -> Opener:
 
 
 def _is_first_token(chunk: ChatChunk) -> bool:
-    return bool(chunk.text or chunk.tool_calls) or chunk.finish_reason is not None
+    return bool(chunk.text or chunk.tool_calls or chunk.refusal) or chunk.finish_reason is not None
 
 
 class _Attempt:

@@ -186,12 +186,14 @@ class StreamEncoder:
         out: list[bytes] = []
         if not self._started:
             self._start(out)
-        if chunk.text:
+        # Anthropic has no refusal field: its text is the answer, as `message_json` sends it
+        text = chunk.text + chunk.refusal if chunk.refusal else chunk.text
+        if text:
             if not self._text_open:
                 self._open_block(out, {"type": "text", "text": ""})
                 self._text_open = True
             assert self._open is not None
-            self._delta(out, self._open, {"type": "text_delta", "text": chunk.text})
+            self._delta(out, self._open, {"type": "text_delta", "text": text})
         for delta in chunk.tool_calls:
             index = self._tool_blocks.get(delta.index)
             if index is None:

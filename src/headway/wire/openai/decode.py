@@ -315,13 +315,20 @@ class OpenAIStreamDecoder:
         if not self._role_sent and delta.get("role"):
             role = str(delta["role"])
             self._role_sent = True
-        if not (text or calls or role):
+        refusal = delta.get("refusal")  # null in nearly every event
+        if refusal and type(refusal) is str:
+            self._output.append(refusal)  # generated, so counted as output
+        else:
+            refusal = ""
+        if not (text or calls or role or refusal):
             return None
         if text:
             self._output.append(text)
         if not self._id:
             self._id = new_id("chatcmpl")
-        return ChatChunk(self._id, self._model, text, calls, None, None, self._created, role)
+        return ChatChunk(
+            self._id, self._model, text, calls, None, None, self._created, role, refusal
+        )
 
     def _tool_deltas(self, raw: Any) -> tuple[ToolCallDelta, ...]:
         if not raw or not isinstance(raw, list):

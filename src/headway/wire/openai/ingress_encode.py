@@ -190,10 +190,14 @@ class ChatStreamEncoder:
     def chunk(self, chunk: ChatChunk) -> bytes:
         """Zero, one or two frames for a neutral chunk (content/tool deltas, then the finish)."""
         out = b""
-        if chunk.tool_calls:
-            delta: dict[str, Any] = {"tool_calls": [_tool_delta_json(d) for d in chunk.tool_calls]}
+        if chunk.tool_calls or chunk.refusal:
+            delta: dict[str, Any] = {}
             if chunk.text:
                 delta["content"] = chunk.text
+            if chunk.refusal:
+                delta["refusal"] = chunk.refusal
+            if chunk.tool_calls:
+                delta["tool_calls"] = [_tool_delta_json(d) for d in chunk.tool_calls]
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
             out = self._head + orjson.dumps(choice) + self._tail
         elif chunk.text:
