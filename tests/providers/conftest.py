@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from headway.services import Services
 from tests.providers.openai_server import ScriptedServer
 
 
@@ -18,3 +19,13 @@ async def upstream() -> AsyncIterator[ScriptedServer]:
     finally:
         server.release.set()
         await server.server.close()
+
+
+@pytest.fixture
+async def services() -> AsyncIterator[Services]:
+    """Services for a provider under test, closed (its HTTP transport with them) after it."""
+    s = Services()
+    try:
+        yield s
+    finally:
+        await s.aclose()

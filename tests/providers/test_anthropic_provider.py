@@ -33,15 +33,6 @@ async def fake() -> AsyncIterator[RunningFake]:
         yield running
 
 
-@pytest.fixture
-async def services() -> AsyncIterator[Services]:
-    s = Services()
-    try:
-        yield s
-    finally:
-        await s.aclose()
-
-
 def provider(
     fake: RunningFake, services: Services, *, key: str = KEY, suffix: str = "", **model: object
 ) -> HttpProvider:

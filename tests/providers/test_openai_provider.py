@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -31,16 +30,6 @@ from tests.providers.openai_server import (
     text_stream,
     usage,
 )
-
-
-@pytest.fixture
-async def services() -> AsyncIterator[Services]:
-    s = Services()
-    try:
-        yield s
-    finally:
-        await s.aclose()
-
 
 RATE_HEADERS = {
     "x-ratelimit-limit-requests": "5000",

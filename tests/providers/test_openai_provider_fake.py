@@ -28,15 +28,6 @@ async def fake() -> AsyncIterator[RunningFake]:
         yield running
 
 
-@pytest.fixture
-async def services() -> AsyncIterator[Services]:
-    s = Services()
-    try:
-        yield s
-    finally:
-        await s.aclose()
-
-
 async def test_chat_stream_and_embeddings(fake: RunningFake, services: Services) -> None:
     provider = make(fake.url, services, api_key=KEY)
     snapshots: list[RateLimitSnapshot] = []

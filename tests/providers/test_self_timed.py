@@ -63,15 +63,6 @@ async def _failure(chain: Chain) -> tuple[type[HeadwayError], str, str | None, B
     return type(exc), str(exc), exc.provider, await chain.res.breakers.state("m")
 
 
-@pytest.fixture
-async def services() -> AsyncIterator[Services]:
-    s = Services()
-    try:
-        yield s
-    finally:
-        await s.aclose()
-
-
 async def test_only_a_provider_on_the_chains_system_clock_times_itself(
     upstream: ScriptedServer, services: Services, fake_clock: FakeClock
 ) -> None:

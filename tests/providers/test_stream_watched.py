@@ -4,7 +4,6 @@ one of its own can pass first. The caller sees the chain's errors, as before."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -46,15 +45,6 @@ async def _drain(chain: Chain) -> tuple[list[ChatChunk], HeadwayError | None]:
     except HeadwayError as exc:
         return out, exc
     return out, None
-
-
-@pytest.fixture
-async def services() -> AsyncIterator[Services]:
-    s = Services()
-    try:
-        yield s
-    finally:
-        await s.aclose()
 
 
 @pytest.fixture
